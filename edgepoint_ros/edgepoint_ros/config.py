@@ -1,0 +1,83 @@
+"""Settings of a feature extractor, shared by the nodes, the CLIs and the benchmarks.
+
+The ROS parameter YAML files in `config/` carry exactly these fields (the
+extractor node declares one ROS parameter per field), so one name means one
+thing everywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+MODELS = ("edgepoint", "xfeat", "orb", "sift")
+RUNTIMES = ("auto", "onnxruntime", "openvino", "torch")
+DEVICES = ("auto", "cpu", "cuda", "tensorrt", "gpu", "npu")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class ExtractorConfig:
+    # Which network or baseline: edgepoint | xfeat | orb | sift.
+    model: str = "edgepoint"
+    # Path to weights: an ONNX file, or a PyTorch checkpoint (.pt/.pth, e.g. the
+    # authors' released EdgePoint.pt). Empty: the weights shipped with the package.
+    weights: str = ""
+    # Inference runtime: auto | onnxruntime | openvino | torch (torch: reference, needs PyTorch).
+    runtime: str = "auto"
+    # Device: auto | cpu | cuda | tensorrt (ONNX Runtime) | gpu | npu (OpenVINO).
+    device: str = "auto"
+    # When the requested runtime/device cannot run: True = fall back to CPU and
+    # warn, False = fail with an error naming what is missing.
+    fallback: bool = True
+    # Numeric precision of the network: fp32 | fp16 | int8.
+    precision: str = "fp32"
+    # Keep at most this many keypoints (highest scores first); 0 = no limit.
+    max_keypoints: int = 1024
+    # Keep keypoints whose score is at least this (model's score scale).
+    score_threshold: float = 0.0
+    # Non-maximum suppression radius in pixels of the network input.
+    nms_radius: int = 2
+    # Discard keypoints closer than this many pixels to the image border.
+    border: int = 4
+    # Sub-pixel refinement of keypoint positions.
+    subpixel: bool = True
+    # Resize the image to this size before the network (0 = keep native size);
+    # keypoints are always reported in original-image pixels.
+    resize_width: int = 0
+    resize_height: int = 0
+    # Publish sign-binarised, bit-packed descriptors (Hamming matching).
+    binary_descriptors: bool = False
+    # CPU threads for the runtime (0 = runtime default).
+    num_threads: int = 0
+
+    def validate(self) -> "ExtractorConfig":
+        def one_of(name, value, allowed):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        one_of("model", self.model, MODELS)
+        one_of("runtime", self.runtime, RUNTIMES)
+        one_of("device", self.device, DEVICES)
+        one_of("precision", self.precision, PRECISIONS)
+        for name in ("max_keypoints", "nms_radius", "border", "resize_width", "resize_height",
+                     "num_threads"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+        if (self.resize_width == 0) != (self.resize_height == 0):
+            raise ValueError("resize_width and resize_height must be both 0 (native size) "
+                             f"or both > 0; got {self.resize_width}x{self.resize_height}")
+        if self.score_threshold != self.score_threshold:  # NaN
+            raise ValueError("score_threshold must be a number, got NaN")
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> "ExtractorConfig":
+        unknown = set(values) - set(cls.field_names())
+        if unknown:
+            raise ValueError(f"unknown extractor settings: {', '.join(sorted(unknown))}")
+        return cls(**values).validate()
