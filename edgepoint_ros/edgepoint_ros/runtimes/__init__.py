@@ -1,0 +1,19 @@
+"""Inference runtimes behind one interface.
+
+`create_session(model_path, config)` opens an ONNX model on the runtime and
+device the config asks for and returns an `InferenceSession`. Models call
+`session.run({"image": array})` and never touch a runtime API directly;
+`session.info()` says what actually runs, as read back from the runtime.
+"""
+from __future__ import annotations
+
+from ..config import ExtractorConfig
+from .base import InferenceSession, RuntimeUnavailable
+
+
+def create_session(model_path: str, config: ExtractorConfig) -> InferenceSession:
+    from .selection import open_session
+    return open_session(model_path, config)
+
+
+__all__ = ["InferenceSession", "RuntimeUnavailable", "create_session"]
