@@ -1,0 +1,110 @@
+"""Keypoint detection post-processing for dense score maps (numpy + OpenCV, no torch).
+
+Used by the learned models at run time, on the network's outputs:
+
+1. Non-maximum suppression: a pixel survives when it equals the maximum of its
+   (2r+1)x(2r+1) neighbourhood (grey dilation, the max-pool NMS of ALIKE and
+   EdgePoint) and its score is >= the threshold.
+2. Border: keypoints closer than `border` pixels to the image edge are dropped
+   (the network sees zero padding there).
+3. Top-k: the `max_keypoints` highest scores are kept (0 = all); ties do not
+   matter. Results are sorted by score, highest first.
+4. Sub-pixel refinement (optional): soft-argmax of the scores in the
+   (2r+1)x(2r+1) window around each maximum, with a softmax temperature of 0.1
+   on the probability scores (ALIKE's differentiable keypoint detection); the
+   offset is bounded by the window.
+5. Descriptors: bilinear interpolation of the coarse descriptor map at the
+   keypoints, then L2 normalisation. A descriptor cell i of a map with stride s
+   covers image pixels [s*i, s*i + s), so its centre is at s*i + (s-1)/2:
+   image x maps to map coordinate (x + 0.5) / s - 0.5 (the align_corners=False
+   convention). Training uses the same mapping (`descriptor_grid_coordinates`).
+
+Everything is vectorised over keypoints; the NMS is one cv2.dilate.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SUBPIXEL_TEMPERATURE = 0.1
+
+
+def detect_keypoints(scores: np.ndarray, *, nms_radius: int = 2, score_threshold: float = 0.0,
+                     max_keypoints: int = 0, border: int = 4,
+                     subpixel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints from an HxW score map. Returns (keypoints (N,2) float32 x, y;
+    scores (N,) float32), sorted by decreasing score."""
+    if scores.ndim != 2:
+        raise ValueError(f"score map must be 2-D (H, W), got shape {scores.shape}")
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    height, width = scores.shape
+    if nms_radius > 0:
+        kernel = np.ones((2 * nms_radius + 1, 2 * nms_radius + 1), np.uint8)
+        local_max = cv2.dilate(scores, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        candidates = (scores == local_max) & (scores >= score_threshold)
+    else:
+        candidates = scores >= score_threshold
+    if border > 0:
+        b = min(border, height // 2, width // 2)
+        candidates[:b, :] = False
+        candidates[height - b:, :] = False
+        candidates[:, :b] = False
+        candidates[:, width - b:] = False
+    ys, xs = np.nonzero(candidates)
+    values = scores[ys, xs]
+    if max_keypoints and len(values) > max_keypoints:
+        keep = np.argpartition(-values, max_keypoints - 1)[:max_keypoints]
+        ys, xs, values = ys[keep], xs[keep], values[keep]
+    order = np.argsort(-values, kind="stable")
+    ys, xs, values = ys[order], xs[order], values[order]
+    keypoints = np.stack([xs, ys], axis=1).astype(np.float32)
+    if subpixel and nms_radius > 0 and len(keypoints):
+        keypoints += soft_argmax_offsets(scores, xs, ys, nms_radius)
+    return keypoints, values.astype(np.float32)
+
+
+def soft_argmax_offsets(scores: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                        radius: int) -> np.ndarray:
+    """(N,2) sub-pixel offsets: softmax-weighted mean position in the window."""
+    r = radius
+    padded = np.pad(scores, r, mode="constant")
+    d = np.arange(-r, r + 1)
+    dy, dx = np.meshgrid(d, d, indexing="ij")
+    dy, dx = dy.ravel(), dx.ravel()
+    patches = padded[ys[:, None] + r + dy[None, :], xs[:, None] + r + dx[None, :]]
+    logits = (patches - patches.max(axis=1, keepdims=True)) / SUBPIXEL_TEMPERATURE
+    weights = np.exp(logits)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.stack([weights @ dx, weights @ dy], axis=1).astype(np.float32)
+
+
+def descriptor_grid_coordinates(keypoints: np.ndarray, stride: int) -> np.ndarray:
+    """Image pixel coordinates -> coordinates on a descriptor map of this stride."""
+    return (keypoints + 0.5) / float(stride) - 0.5
+
+
+def sample_descriptors(descriptor_map: np.ndarray, keypoints: np.ndarray,
+                       stride: int, normalize: bool = True) -> np.ndarray:
+    """Bilinearly sample a (C, h, w) descriptor map at (N, 2) image keypoints.
+
+    Samples outside the map are clamped to its edge. Returns (N, C) float32,
+    L2-normalised when `normalize`.
+    """
+    channels, h, w = descriptor_map.shape
+    if len(keypoints) == 0:
+        return np.zeros((0, channels), np.float32)
+    grid = descriptor_grid_coordinates(np.asarray(keypoints, np.float32), stride)
+    u = np.clip(grid[:, 0], 0.0, w - 1.0)
+    v = np.clip(grid[:, 1], 0.0, h - 1.0)
+    u0 = np.minimum(np.floor(u).astype(np.int64), w - 2) if w > 1 else np.zeros(len(u), np.int64)
+    v0 = np.minimum(np.floor(v).astype(np.int64), h - 2) if h > 1 else np.zeros(len(v), np.int64)
+    u1 = np.minimum(u0 + 1, w - 1)
+    v1 = np.minimum(v0 + 1, h - 1)
+    fu = (u - u0).astype(np.float32)[:, None]
+    fv = (v - v0).astype(np.float32)[:, None]
+    table = descriptor_map.reshape(channels, h * w).T  # (h*w, C)
+    desc = (table[v0 * w + u0] * ((1 - fu) * (1 - fv)) + table[v0 * w + u1] * (fu * (1 - fv))
+            + table[v1 * w + u0] * ((1 - fu) * fv) + table[v1 * w + u1] * (fu * fv))
+    if normalize:
+        desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+    return desc.astype(np.float32, copy=False)

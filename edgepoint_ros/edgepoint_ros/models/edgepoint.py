@@ -1,0 +1,137 @@
+"""EdgePoint as a FeatureModel: ONNX graph through a runtime + numpy post-processing.
+
+Run time needs no PyTorch: the network runs as ONNX on the runtime/device the
+config names (`edgepoint_ros.runtimes`), detection and descriptor sampling are
+`edgepoint_ros.detection`.
+
+Weights (`config.weights`):
+* empty      -> the weights shipped in the package (`weights/edgepoint.onnx`,
+                exported from `weights/edgepoint.pt`, trained by this project);
+* *.onnx     -> used as is (must have EdgePoint's inputs/outputs);
+* *.pt/.pth  -> a PyTorch checkpoint (ours, or the authors' released
+                `EdgePoint.pt`), exported once to ONNX in the cache directory
+                (needs PyTorch on that machine).
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import ExtractorConfig
+from ..detection import detect_keypoints, sample_descriptors
+from ..features import Features
+from ..paths import cache_dir, shipped_weights
+from .base import FeatureModel, as_bgr8
+
+DESCRIPTOR_STRIDE = 8
+INPUT_MULTIPLE = 32
+SHIPPED_CHECKPOINT = "edgepoint.pt"
+SHIPPED_ONNX = "edgepoint.onnx"
+
+
+def default_checkpoint() -> Path:
+    path = shipped_weights(SHIPPED_CHECKPOINT)
+    if not path.is_file():
+        raise FileNotFoundError(f"no EdgePoint weights shipped at {path}; train them "
+                                "(python -m edgepoint_ros.cli.train) or pass weights:=PATH")
+    return path
+
+
+def resolve_onnx(weights: str) -> Path:
+    """The ONNX file to run for a `weights` setting (see module docstring)."""
+    if not weights:
+        path = shipped_weights(SHIPPED_ONNX)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"shipped EdgePoint ONNX model missing: {path}; run "
+                "python -m edgepoint_ros.cli.export_onnx --model edgepoint")
+        return path
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"EdgePoint weights not found: {path}")
+    if path.suffix == ".onnx":
+        return path
+    if path.suffix not in (".pt", ".pth"):
+        raise ValueError(f"EdgePoint weights must be .onnx, .pt or .pth; got {path.name}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    onnx_path = cache_dir() / f"edgepoint-{path.stem}-{digest}.onnx"
+    if not onnx_path.is_file():
+        try:
+            from .edgepoint_net import export_onnx
+        except ImportError as exc:
+            raise RuntimeError(f"{path} is a PyTorch checkpoint and PyTorch is not installed "
+                               "here; export it to ONNX on a machine with PyTorch "
+                               "(python -m edgepoint_ros.cli.export_onnx --model edgepoint "
+                               f"--weights {path}) and pass the .onnx file") from exc
+        tmp = onnx_path.with_suffix(".tmp.onnx")
+        export_onnx(path, tmp)
+        tmp.replace(onnx_path)
+    return onnx_path
+
+
+class EdgePointModel(FeatureModel):
+    name = "edgepoint"
+    descriptor_dim = 64
+    descriptor_type = "float32"
+
+    def __init__(self, config: ExtractorConfig):
+        from ..runtimes import create_session
+        self.config = config
+        self.onnx_path = resolve_onnx(config.weights)
+        self.session = create_session(str(self.onnx_path), config)
+        missing = {"image"} - set(self.session.input_names)
+        if missing or not {"scores", "descriptors"} <= set(self.session.output_names):
+            raise ValueError(f"{self.onnx_path} is not an EdgePoint model: inputs "
+                             f"{self.session.input_names}, outputs {self.session.output_names}"
+                             " (expected image -> scores, descriptors)")
+
+    def runtime_info(self) -> dict:
+        return self.session.info()
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """BGR image -> (1,3,H32,W32) RGB float32 [0,1] zero-padded to multiples
+        of 32, and the x/y scale back to the original image."""
+        bgr = as_bgr8(image)
+        height, width = bgr.shape[:2]
+        sx = sy = 1.0
+        if self.config.resize_width and self.config.resize_height:
+            rw, rh = self.config.resize_width, self.config.resize_height
+            if (rw, rh) != (width, height):
+                bgr = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA)
+                sx, sy = width / rw, height / rh
+        h, w = bgr.shape[:2]
+        ph = -h % INPUT_MULTIPLE
+        pw = -w % INPUT_MULTIPLE
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if ph or pw:
+            rgb = cv2.copyMakeBorder(rgb, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+        tensor = rgb.astype(np.float32).transpose(2, 0, 1)[None] * (1.0 / 255.0)
+        return np.ascontiguousarray(tensor), sx, sy
+
+    def extract(self, image: np.ndarray) -> Features:
+        t0 = time.perf_counter()
+        tensor, sx, sy = self.preprocess(image)
+        height, width = np.asarray(image).shape[:2]
+        t1 = time.perf_counter()
+        outputs = self.session.run({"image": tensor})
+        t2 = time.perf_counter()
+        h = int(round(height / sy))
+        w = int(round(width / sx))
+        score_map = outputs["scores"][0, 0, :h, :w]
+        c = self.config
+        keypoints, scores = detect_keypoints(
+            score_map, nms_radius=c.nms_radius, score_threshold=c.score_threshold,
+            max_keypoints=c.max_keypoints, border=c.border, subpixel=c.subpixel)
+        descriptors = sample_descriptors(outputs["descriptors"][0], keypoints, DESCRIPTOR_STRIDE)
+        if sx != 1.0 or sy != 1.0:
+            keypoints = (keypoints + 0.5) * np.array([sx, sy], np.float32) - 0.5
+        t3 = time.perf_counter()
+        features = Features(keypoints, scores, descriptors, (width, height), "float32",
+                            self.descriptor_dim,
+                            {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                             "postprocess": (t3 - t2) * 1e3})
+        return features

@@ -1,0 +1,193 @@
+"""EdgePoint network (PyTorch), exactly as released by its authors.
+
+Training, ONNX export and the PyTorch reference runtime use this module; the
+nodes never import it (they run the exported ONNX graph).
+
+Architecture (released configuration, 87,337 parameters; see
+docs: shared/docs/edgepoint-architecture.md):
+
+    image (N,3,H,W) RGB in [0,1], H and W multiples of 32
+    block1  conv3x3-BN-ReLU x2, 3->8            x1 at H
+    maxpool 2  -> block2 residual 8->16         x2 at H/2
+    maxpool 4  -> block3 residual 16->32        x3 at H/8
+    maxpool 4  -> block4 residual 32->64        x4 at H/32
+    conv1..4: 1x1 (no bias) to 16 channels + ReLU on each level
+    level 1 -> H/8 by 1x1 conv stride 8, level 2 by 1x1 conv stride 4,
+    level 4 -> H/8 by 4x4 transposed conv stride 4
+    descriptor map = convhead2(concat(l1, l2, l3, l4))   64 ch at H/8 (raw)
+    score logits   = conv_score(relu(conv1(x1)))        1 ch at H
+
+`forward` returns (score logits at H, raw descriptor map at H/8), the
+released model's outputs; `forward_export` adds the sigmoid and the L2
+normalisation so the ONNX graph hands post-processing what it needs.
+Parameter names match the released checkpoint, so `load_state_dict(...,
+strict=True)` loads `EdgePoint.pt` unchanged.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class EdgePointConfig:
+    c1: int = 8
+    c2: int = 16
+    c3: int = 32
+    c4: int = 64
+    reduced: int = 16
+    dim: int = 64
+
+
+def _conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False)
+
+
+class ConvBlock(nn.Module):
+    """conv3x3-BN-ReLU, twice (the full-resolution stem)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1, self.bn1 = _conv3x3(cin, cout), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = _conv3x3(cout, cout), nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(x)))
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN plus a 1x1 (biased) shortcut, then ReLU."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1, self.bn1 = _conv3x3(cin, cout), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = _conv3x3(cout, cout), nn.BatchNorm2d(cout)
+        self.downsample = nn.Conv2d(cin, cout, kernel_size=1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.downsample(x))
+
+
+class EdgePointNet(nn.Module):
+    def __init__(self, config: EdgePointConfig = EdgePointConfig()):
+        super().__init__()
+        c = config
+        self.config = c
+        self.block1 = ConvBlock(3, c.c1)
+        self.block2 = ResidualBlock(c.c1, c.c2)
+        self.block3 = ResidualBlock(c.c2, c.c3)
+        self.block4 = ResidualBlock(c.c3, c.c4)
+        r = c.reduced
+        self.conv1 = nn.Conv2d(c.c1, r, 1, bias=False)
+        self.conv2 = nn.Conv2d(c.c2, r, 1, bias=False)
+        self.conv3 = nn.Conv2d(c.c3, r, 1, bias=False)
+        self.conv4 = nn.Conv2d(c.c4, r, 1, bias=False)
+        self.conv_8 = nn.Conv2d(r, r, 1, stride=8, bias=True)
+        self.conv_4 = nn.Conv2d(r, r, 1, stride=4, bias=True)
+        self.conv_transpose_4 = nn.ConvTranspose2d(r, r, 4, stride=4, bias=True)
+        self.convhead2 = nn.Conv2d(4 * r, c.dim, 1, bias=False)
+        self.conv_score = nn.Conv2d(r, 1, 1, bias=True)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image (N,3,H,W), H, W multiples of 32 -> (score logits (N,1,H,W),
+        raw descriptor map (N,dim,H/8,W/8))."""
+        x1 = self.block1(image)
+        x2 = self.block2(F.max_pool2d(x1, 2))
+        x3 = self.block3(F.max_pool2d(x2, 4))
+        x4 = self.block4(F.max_pool2d(x3, 4))
+        r1 = F.relu(self.conv1(x1))
+        r2 = F.relu(self.conv2(x2))
+        r3 = F.relu(self.conv3(x3))
+        r4 = F.relu(self.conv4(x4))
+        descriptor_map = self.convhead2(torch.cat(
+            [self.conv_8(r1), self.conv_4(r2), r3, self.conv_transpose_4(r4)], dim=1))
+        return self.conv_score(r1), descriptor_map
+
+    def forward_export(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the ONNX graph computes: (score probability in [0,1] at H,
+        unit-length descriptor map at H/8)."""
+        logits, descriptor_map = self.forward(image)
+        return torch.sigmoid(logits), F.normalize(descriptor_map, p=2, dim=1)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def load_weights(path: str | Path, strict: bool = True) -> EdgePointNet:
+    """Build the network and load a checkpoint without executing pickled code.
+
+    Accepts the authors' released state_dict (`EdgePoint.pt`) and our own
+    checkpoints (a dict with 'model' holding the state_dict, plus metadata).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"EdgePoint weights not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickle with code, wrong format
+        raise ValueError(f"cannot load EdgePoint weights {path}: not a safe PyTorch "
+                         f"checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+                         ) from exc
+    state = obj.get("model", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold an EdgePoint state_dict")
+    config = EdgePointConfig(**obj["config"]) if isinstance(obj.get("config"), dict) else EdgePointConfig()
+    net = EdgePointNet(config)
+    try:
+        net.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        raise ValueError(f"{path} does not match the EdgePoint architecture: "
+                         f"{str(exc).splitlines()[0]} ...") from exc
+    return net.eval()
+
+
+def save_checkpoint(net: EdgePointNet, path: str | Path, **metadata) -> None:
+    """Our checkpoint format: tensors + plain metadata (loads with weights_only=True)."""
+    torch.save({"model": net.state_dict(), "config": asdict(net.config), **metadata}, path)
+
+
+class _ExportWrapper(nn.Module):
+    def __init__(self, net: EdgePointNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image):
+        return self.net.forward_export(image)
+
+
+def export_onnx(weights: str | Path | None, out_path: str | Path, opset: int = 17,
+                net: EdgePointNet | None = None) -> Path:
+    """Export to ONNX: input `image` (N,3,H,W) float32 RGB [0,1], H and W
+    dynamic multiples of 32; outputs `scores` (N,1,H,W) probabilities and
+    `descriptors` (N,dim,H/8,W/8) unit-length. `weights=None` uses the weights
+    shipped with the package."""
+    if net is None:
+        if weights is None:
+            from .edgepoint import default_checkpoint
+            weights = default_checkpoint()
+        net = load_weights(weights)
+    # The legacy TorchScript exporter modifies the module it traces (seen with
+    # torch 2.13: the caller's network gave different outputs afterwards), so
+    # export a copy.
+    net = copy.deepcopy(net).eval()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(1, 3, 480, 640)
+    with torch.no_grad():
+        torch.onnx.export(
+            _ExportWrapper(net), (dummy,), str(out_path), opset_version=opset,
+            input_names=["image"], output_names=["scores", "descriptors"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                          "scores": {0: "batch", 2: "height", 3: "width"},
+                          "descriptors": {0: "batch", 2: "height8", 3: "width8"}},
+            dynamo=False)
+    return out_path

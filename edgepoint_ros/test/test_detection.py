@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from edgepoint_ros.detection import detect_keypoints, sample_descriptors
+
+
+def test_nms_threshold_border_and_topk():
+    scores = np.zeros((40, 50), np.float32)
+    scores[10, 10] = 0.9
+    scores[10, 11] = 0.8   # suppressed by its neighbour within radius 2
+    scores[20, 30] = 0.7
+    scores[1, 25] = 0.95   # inside the border
+    scores[30, 40] = 0.3   # below threshold
+    kp, sc = detect_keypoints(scores, nms_radius=2, score_threshold=0.5, border=4, subpixel=False)
+    assert kp.tolist() == [[10, 10], [30, 20]]
+    np.testing.assert_allclose(sc, [0.9, 0.7])
+    kp, _ = detect_keypoints(scores, nms_radius=2, score_threshold=0.5, border=4,
+                             max_keypoints=1, subpixel=False)
+    assert kp.tolist() == [[10, 10]]
+
+
+def test_subpixel_moves_towards_stronger_neighbour():
+    scores = np.zeros((20, 20), np.float32)
+    scores[10, 10] = 1.0
+    scores[10, 11] = 0.9
+    kp, _ = detect_keypoints(scores, nms_radius=2, border=2, subpixel=True)
+    assert 10.0 < kp[0, 0] < 10.5 and abs(kp[0, 1] - 10.0) < 1e-6
+
+
+def test_descriptor_sampling_hits_cell_centres_and_normalises():
+    desc = np.zeros((2, 3, 4), np.float32)   # C=2, h=3, w=4, stride 8
+    desc[0] = np.arange(12).reshape(3, 4)
+    desc[1] = 1.0
+    # centre of cell (row 1, col 2) is pixel (8*2+3.5, 8*1+3.5)
+    out = sample_descriptors(desc, np.array([[19.5, 11.5]], np.float32), 8, normalize=False)
+    np.testing.assert_allclose(out[0], [6.0, 1.0])
+    half = sample_descriptors(desc, np.array([[23.5, 11.5]], np.float32), 8, normalize=False)
+    np.testing.assert_allclose(half[0], [6.5, 1.0])
+    unit = sample_descriptors(desc, np.array([[19.5, 11.5]], np.float32), 8)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-6)
+
+
+def test_bad_score_map_is_named():
+    with pytest.raises(ValueError, match="score map must be 2-D"):
+        detect_keypoints(np.zeros((1, 4, 4), np.float32))

@@ -1,0 +1,97 @@
+"""EdgePoint network: released-checkpoint parity, ONNX export agreement, safe loading."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgepoint_ros.config import ExtractorConfig  # noqa: E402
+from edgepoint_ros.models import create_model  # noqa: E402
+from edgepoint_ros.models.edgepoint_net import (  # noqa: E402
+    EdgePointNet, count_parameters, export_onnx, load_weights, save_checkpoint)
+
+OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "edgepoint-official"
+needs_official = pytest.mark.skipif(not (OFFICIAL / "EdgePoint.pt").is_file(),
+                                    reason="../shared/models/edgepoint-official not present")
+
+
+def test_released_configuration_has_87337_parameters():
+    assert count_parameters(EdgePointNet()) == 87_337
+
+
+@needs_official
+def test_released_checkpoint_reproduces_parity_fixture():
+    net = load_weights(OFFICIAL / "EdgePoint.pt", strict=True)
+    ref = np.load(OFFICIAL / "reference_graf1_256x320.npz")
+    image = torch.from_numpy(ref["image_rgb_uint8"]).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        scores, descriptors = net(image)
+    np.testing.assert_allclose(scores.numpy(), ref["scores_map"], atol=1e-4)
+    np.testing.assert_allclose(descriptors.numpy(), ref["descriptor_map_raw"], atol=1e-4)
+
+
+def _random_net(seed=0):
+    torch.manual_seed(seed)
+    net = EdgePointNet()
+    for module in net.modules():  # non-trivial BN statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    net = _random_net()
+    onnx_path = export_onnx(None, tmp_path / "ep.onnx", net=net)
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for h, w in [(480, 640), (256, 320)]:  # dynamic size
+        image = np.random.default_rng(1).random((1, 3, h, w), dtype=np.float32)
+        with torch.no_grad():
+            ref_scores, ref_desc = net.forward_export(torch.from_numpy(image))
+        scores, desc = session.run(["scores", "descriptors"], {"image": image})
+        assert scores.shape == (1, 1, h, w) and desc.shape == (1, 64, h // 8, w // 8)
+        np.testing.assert_allclose(scores, ref_scores.numpy(), atol=1e-5)
+        np.testing.assert_allclose(desc, ref_desc.numpy(), atol=1e-4)
+
+
+def test_model_accepts_pytorch_checkpoint_and_reports_pixels(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    net = _random_net(3)
+    ckpt = tmp_path / "mine.pt"
+    save_checkpoint(net, ckpt, step=1)
+    model = create_model(ExtractorConfig(model="edgepoint", weights=str(ckpt), max_keypoints=300,
+                                         runtime="onnxruntime", device="cpu"))
+    image = np.random.default_rng(0).integers(0, 255, (200, 300, 3), np.uint8)  # not /32
+    feats = model.extract(image)
+    assert 0 < len(feats) <= 300
+    assert feats.image_size == (300, 200)
+    assert (feats.keypoints[:, 0] >= 0).all() and (feats.keypoints[:, 0] <= 299).all()
+    assert (feats.keypoints[:, 1] >= 0).all() and (feats.keypoints[:, 1] <= 199).all()
+    np.testing.assert_allclose(np.linalg.norm(feats.descriptors, axis=1), 1.0, atol=1e-4)
+    assert np.all(np.diff(feats.scores) <= 0)
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="cannot load EdgePoint weights"):
+        load_weights(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, foreign)
+    with pytest.raises(ValueError, match="does not match the EdgePoint architecture"):
+        load_weights(foreign)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_weights(tmp_path / "missing.pt")
+
+
+def test_checkpoint_with_code_is_not_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (Path(tmp_path / "pwned").touch, ())
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, evil)
+    with pytest.raises(ValueError, match="not a safe PyTorch checkpoint"):
+        load_weights(evil)
+    assert not (tmp_path / "pwned").exists()
