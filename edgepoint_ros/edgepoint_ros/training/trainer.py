@@ -1,0 +1,226 @@
+"""Training loop for EdgePoint: resumable, seeded, logged, on CPU.
+
+Every step draws its pairs from a generator seeded with (seed, step), so a
+resumed run sees exactly the batches an uninterrupted run would have seen.
+The run directory holds `last.pt` (model, optimiser, scheduler, step: resume
+point), `best.pt` (best validation so far), `log.csv` (losses per step,
+validation rows) and `config.json`.
+
+Validation uses synthetic homography pairs made from images held out of
+training (every `holdout_every`-th image), never the Oxford benchmark.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..detection import detect_keypoints, sample_descriptors
+from ..matching import match_descriptors
+from ..models.edgepoint_net import EdgePointConfig, EdgePointNet, save_checkpoint
+from . import losses
+from .data import PairConfig, find_training_images, load_image_bank, make_pair
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 6000
+    batch_size: int = 6
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    seed: int = 0
+    teacher: str = "xfeat"            # xfeat | none
+    points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
+    teacher_keypoints: int = 384
+    w_contrastive: float = 1.0
+    w_desc_distill: float = 1.0
+    w_det_distill: float = 1.0
+    w_repeatability: float = 1.0
+    checkpoint_every: int = 100
+    validate_every: int = 500
+    validation_pairs: int = 32
+    holdout_every: int = 8
+    num_threads: int = 2
+    pair: PairConfig = field(default_factory=PairConfig)
+
+
+def _batch(bank, rng, cfg: TrainConfig):
+    views_a, views_b, homs, masks_a, masks_b = [], [], [], [], []
+    for _ in range(cfg.batch_size):
+        a, b, h, ma, mb = make_pair(bank, rng, cfg.pair)
+        views_a.append(a)
+        views_b.append(b)
+        homs.append(h)
+        masks_a.append(ma)
+        masks_b.append(mb)
+    to_tensor = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+    return (to_tensor(views_a), to_tensor(views_b), torch.from_numpy(np.stack(homs)),
+            torch.from_numpy(np.stack(masks_a)), torch.from_numpy(np.stack(masks_b)))
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def validate(net: EdgePointNet, pairs, max_keypoints: int = 1000) -> dict:
+    """Homography accuracy on synthetic pairs: fraction with mean corner error
+    <= 3 px (HA@3), mean matching accuracy at 3 px (MMA@3), keypoints."""
+    net.eval()
+    correct, mma, counts = 0, [], []
+    for view_a, view_b, h_ab, _, _ in pairs:
+        feats = []
+        for view in (view_a, view_b):
+            x = torch.from_numpy(view).permute(2, 0, 1)[None].float() / 255.0
+            scores, desc = net.forward_export(x)
+            kp, _ = detect_keypoints(scores[0, 0].numpy(), nms_radius=2, max_keypoints=max_keypoints,
+                                     border=4, subpixel=True)
+            feats.append((kp, sample_descriptors(desc[0].numpy(), kp, 8)))
+        counts.append(len(feats[0][0]))
+        ia, ib, _ = match_descriptors(feats[0][1], feats[1][1], mutual=True)
+        pa, pb = feats[0][0][ia], feats[1][0][ib]
+        if len(pa) >= 4:
+            true_b = cv2.perspectiveTransform(pa[None].astype(np.float64), h_ab.astype(np.float64))[0]
+            mma.append(float((np.linalg.norm(true_b - pb, axis=1) <= 3).mean()))
+            h_est, _ = cv2.findHomography(pa, pb, cv2.RANSAC)
+            if h_est is not None:
+                side = view_a.shape[1]
+                corners = np.array([[[0, 0], [side - 1, 0], [side - 1, side - 1], [0, side - 1]]], np.float64)
+                err = np.linalg.norm(cv2.perspectiveTransform(corners, h_est)
+                                     - cv2.perspectiveTransform(corners, h_ab.astype(np.float64)), axis=2).mean()
+                correct += err <= 3
+        else:
+            mma.append(0.0)
+    net.train()
+    return {"val_ha3": correct / len(pairs), "val_mma3": float(np.mean(mma)),
+            "val_keypoints": float(np.mean(counts))}
+
+
+def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> Path:
+    from tqdm import tqdm
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    config_path = run_dir / "config.json"
+    if config_path.exists():
+        saved = json.loads(config_path.read_text())
+        if saved.get("seed") != cfg.seed or saved.get("batch_size") != cfg.batch_size:
+            raise ValueError(f"{run_dir} was started with a different seed/batch size; "
+                             "use a new --run-dir")
+    config_path.write_text(json.dumps(asdict(cfg), indent=2))
+
+    paths = find_training_images()
+    holdout = paths[::cfg.holdout_every]
+    train_paths = [p for p in paths if p not in set(holdout)]
+    bank = load_image_bank(train_paths)
+    val_bank = load_image_bank(holdout)
+    val_pairs = [make_pair(val_bank, np.random.default_rng([cfg.seed, 10**9, i]),
+                           PairConfig(size=320, source_size=400)) for i in range(cfg.validation_pairs)]
+    print(f"training images: {len(bank)} (held out for validation: {len(val_bank)})", flush=True)
+
+    net = EdgePointNet(EdgePointConfig()).train()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg))
+    start, best = 0, -1.0
+    last = run_dir / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, best = int(state["step"]), float(state["best"])
+        print(f"resuming {run_dir} at step {start} (best validation {best:.3f})", flush=True)
+    teacher = None
+    if cfg.teacher == "xfeat":
+        from .teacher import XFeatTeacher
+        teacher = XFeatTeacher()
+    elif cfg.teacher != "none":
+        raise ValueError(f"teacher must be 'xfeat' or 'none', got {cfg.teacher!r}")
+
+    log_path = run_dir / "log.csv"
+    columns = ["step", "loss", "contrastive", "match_acc", "desc_distill", "det_distill",
+               "repeatability", "lr", "sec_per_step", "val_ha3", "val_mma3", "val_keypoints"]
+    new_log = not log_path.exists()
+    log_file = open(log_path, "a", newline="")
+    writer = csv.DictWriter(log_file, fieldnames=columns)
+    if new_log:
+        writer.writeheader()
+
+    def save_state(step):
+        tmp = run_dir / "last.pt.tmp"
+        torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "step": step, "best": best,
+                    "config": asdict(net.config)}, tmp)
+        tmp.replace(last)
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+               desc="train edgepoint", dynamic_ncols=True, mininterval=5)
+    size = cfg.pair.size
+    for step in bar:
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, step])
+        view_a, view_b, h_ab, mask_a, mask_b = _batch(bank, rng, cfg)
+        images = torch.cat([view_a, view_b])
+        logits, desc = net(images)
+        logits_a, logits_b = logits.chunk(2)
+        desc_a, desc_b = desc.chunk(2)
+        terms = {}
+        n_random = cfg.points_per_pair
+        points = torch.rand(cfg.batch_size, n_random, 2, generator=torch.Generator().manual_seed(step)) * (size - 1)
+        if teacher is not None:
+            t_scores, t_desc = teacher(images)
+            targets = losses.teacher_keypoints(t_scores, cfg.teacher_keypoints)
+            terms["det_distill"] = losses.detector_distill(logits, targets)
+            terms["desc_distill"] = losses.descriptor_distill(desc, t_desc)
+            # contrastive points: the teacher's keypoints in A first, random points after
+            ta = targets[:cfg.batch_size, 0]
+            kp_points = []
+            for i in range(cfg.batch_size):
+                ys, xs = torch.nonzero(ta[i], as_tuple=True)
+                kp = torch.stack([xs, ys], -1).float()[: cfg.points_per_pair // 2]
+                kp_points.append(torch.cat([kp, points[i, : n_random - len(kp)]]))
+            points = torch.stack(kp_points)
+        terms["contrastive"], match_acc = losses.descriptor_contrastive(
+            desc_a, desc_b, points, h_ab, mask_a, mask_b, (size, size))
+        terms["repeatability"] = losses.repeatability(logits_a, logits_b, h_ab, mask_a, mask_b)
+        weights = {"contrastive": cfg.w_contrastive, "desc_distill": cfg.w_desc_distill,
+                   "det_distill": cfg.w_det_distill, "repeatability": cfg.w_repeatability}
+        loss = sum(weights[k] * v for k, v in terms.items())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        optimizer.step()
+        scheduler.step()
+        dt = time.perf_counter() - t0
+        row = {"step": step + 1, "loss": loss.item(), "match_acc": float(match_acc),
+               "lr": scheduler.get_last_lr()[0], "sec_per_step": dt,
+               **{k: v.item() for k, v in terms.items()}}
+        bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['match_acc']:.2f}", refresh=False)
+        done = step + 1
+        if done % cfg.validate_every == 0 or done == cfg.steps:
+            row.update(validate(net, val_pairs))
+            if row["val_ha3"] + row["val_mma3"] > best:
+                best = row["val_ha3"] + row["val_mma3"]
+                save_checkpoint(net, run_dir / "best.pt", step=done, **{k: row[k] for k in ("val_ha3", "val_mma3")})
+            print(f"\nstep {done}: val HA@3 {row['val_ha3']:.3f} MMA@3 {row['val_mma3']:.3f} "
+                  f"keypoints {row['val_keypoints']:.0f}", flush=True)
+        writer.writerow(row)
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            log_file.flush()
+            save_state(done)
+    log_file.close()
+    save_checkpoint(net, run_dir / "final.pt", step=cfg.steps)
+    return run_dir / "best.pt"
