@@ -1,0 +1,224 @@
+"""Conversions between ROS messages and numpy / `Features`, with validation.
+
+Images: `rosbags.image` (PyPI rosbags-image) supplies the encoding table and
+colour conversions; it works on rclpy messages because it only reads their
+fields. Two things it does not do, done here: it ignores `step` (row padding)
+and trusts that `data` is long enough, and it asserts instead of reporting a
+corrupt JPEG. Every problem with a message raises `MessageError` (a
+ValueError) whose text names the field and the values, so a node can log it
+and carry on with the next message.
+
+Keypoints: `features_to_keypoints_msg` / `keypoints_msg_to_features` follow the
+layout documented in edgepoint_msgs/msg/Keypoints.msg (row-major descriptors;
+binary descriptors packed MSB first, numpy.packbits order).
+
+rclpy stores numeric arrays as `array.array`; filling them from bytes is a
+single copy, much faster than assigning a numpy array element by element.
+"""
+from __future__ import annotations
+
+import array
+import sys
+
+import numpy as np
+from rosbags.image import image as rosbags_image
+
+from ..features import Features
+
+# Encodings the extractor accepts, grouped by what the model gets.
+PASS_THROUGH_ENCODINGS = ("mono8", "mono16", "bgr8", "bgra8", "bgr16", "bgra16", "32FC1")
+CONVERTED_ENCODINGS = ("rgb8", "rgba8", "rgb16", "rgba16", "bayer_rggb8", "bayer_bggr8",
+                       "bayer_gbrg8", "bayer_grbg8", "bayer_rggb16", "bayer_bggr16",
+                       "bayer_gbrg16", "bayer_grbg16", "uyvy", "yuyv", "yuv422", "yuv422_yuy2")
+SUPPORTED_ENCODINGS = PASS_THROUGH_ENCODINGS + CONVERTED_ENCODINGS
+
+# No camera makes more than this; a header claiming more is broken.
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+class MessageError(ValueError):
+    """A message the nodes cannot use; the text names the problem."""
+
+
+def stamp_to_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int, stamp_type=None):
+    from builtin_interfaces.msg import Time
+    stamp = (stamp_type or Time)()
+    stamp.sec, stamp.nanosec = divmod(int(ns), 1_000_000_000)
+    return stamp
+
+
+def _encoding_layout(encoding: str) -> tuple[int, int, np.dtype]:
+    """(bytes per channel, channels, dtype) of a supported encoding."""
+    if encoding == "32FC1":
+        return 4, 1, np.dtype(np.float32)
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise MessageError(f"unsupported image encoding {encoding!r}; supported: "
+                           f"{', '.join(SUPPORTED_ENCODINGS)}")
+    depth_bits, _, typestr, channels = rosbags_image.to_cvtype(encoding)
+    return depth_bits // 8, channels, np.dtype(typestr)
+
+
+def image_msg_to_array(msg) -> np.ndarray:
+    """sensor_msgs/Image -> HxW (grey, 16-bit or float) or HxWx3/4 BGR(A) array.
+
+    The result is what `FeatureModel.extract` accepts; RGB, Bayer and YUV
+    encodings are converted to BGR. Raises MessageError naming the problem.
+    """
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    encoding = str(msg.encoding)
+    if width == 0 or height == 0:
+        raise MessageError(f"image is empty: {width}x{height} pixels (encoding {encoding!r})")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise MessageError(f"image of {width}x{height} pixels is larger than the "
+                           f"{MAX_IMAGE_PIXELS} pixels this node accepts")
+    bytes_per_channel, channels, dtype = _encoding_layout(encoding)
+    row_bytes = width * channels * bytes_per_channel
+    if step < row_bytes:
+        raise MessageError(f"image step {step} is smaller than width * bytes per pixel = "
+                           f"{width} * {channels * bytes_per_channel} = {row_bytes} "
+                           f"(encoding {encoding!r})")
+    data = memoryview(msg.data).cast("B")
+    if len(data) < step * height:
+        raise MessageError(f"image data has {len(data)} bytes, fewer than step * height = "
+                           f"{step} * {height} = {step * height}")
+    rows = np.frombuffer(data, np.uint8, count=step * height).reshape(height, step)
+    pixels = np.ascontiguousarray(rows[:, :row_bytes]).view(dtype)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    image = pixels.reshape(shape)
+    if dtype.itemsize > 1 and bool(msg.is_bigendian) != (sys.byteorder == "big"):
+        image = image.byteswap()
+    if dtype == np.float32 and not np.isfinite(image).all():
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        raise MessageError(f"32FC1 image contains {bad} NaN or infinite pixel values")
+    if encoding in PASS_THROUGH_ENCODINGS:
+        return image
+    target = "bgr8" if bytes_per_channel == 1 else "bgr16"
+    try:
+        return rosbags_image.convert_color(image, encoding, target)
+    except Exception as exc:  # cv2.error for e.g. odd-sized Bayer/YUV images
+        raise MessageError(f"cannot convert {encoding!r} image of {width}x{height} to "
+                           f"{target}: {exc}") from exc
+
+
+def compressed_msg_to_array(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG, PNG, ...) -> BGR or grey array."""
+    import cv2
+
+    fmt = str(msg.format)
+    if "compresseddepth" in fmt.lower():
+        raise MessageError(f"compressedDepth images are not supported (format {fmt!r})")
+    data = np.frombuffer(memoryview(msg.data).cast("B"), np.uint8)
+    if data.size == 0:
+        raise MessageError(f"compressed image is empty (0 bytes, format {fmt!r})")
+    image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
+    if image is None or image.size == 0:
+        raise MessageError(f"cannot decode compressed image ({data.size} bytes, format "
+                           f"{fmt!r}): corrupt or unsupported data")
+    return image
+
+
+def image_msg(image: np.ndarray, header, encoding: str | None = None):
+    """numpy -> sensor_msgs/Image. HxW uint8 -> mono8, HxWx3 uint8 -> bgr8
+    unless `encoding` says otherwise (bgr8 data is converted for rgb8)."""
+    import cv2
+    from sensor_msgs.msg import Image
+
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
+            image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"image_msg publishes HxW or HxWx3 uint8 arrays; got "
+                         f"{image.shape} {image.dtype}")
+    encoding = encoding or ("mono8" if image.ndim == 2 else "bgr8")
+    if encoding not in ("mono8", "bgr8", "rgb8"):
+        raise ValueError(f"image_msg publishes mono8, bgr8 or rgb8; got {encoding!r}")
+    if image.ndim == 2 and encoding != "mono8":
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if encoding == "mono8" and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    elif encoding == "rgb8":
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = np.ascontiguousarray(image)
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = int(image.strides[0])
+    msg.data = array.array("B", image.tobytes())
+    return msg
+
+
+def compressed_image_msg(image: np.ndarray, header, quality: int = 90):
+    """numpy BGR/grey uint8 -> sensor_msgs/CompressedImage (JPEG)."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for a {image.shape} {image.dtype} array")
+    msg = CompressedImage()
+    msg.header = header
+    msg.format = "jpeg"
+    msg.data = array.array("B", encoded.tobytes())
+    return msg
+
+
+def features_to_keypoints_msg(features: Features, header, model: str, session_id: int,
+                              sequence: int):
+    """Features -> edgepoint_msgs/Keypoints (header copied from the source image)."""
+    from edgepoint_msgs.msg import Keypoints
+
+    msg = Keypoints()
+    msg.header = header
+    msg.image_width, msg.image_height = (int(v) for v in features.image_size)
+    msg.model = model
+    msg.session_id = int(session_id)
+    msg.sequence = int(sequence)
+    msg.x = array.array("f", np.ascontiguousarray(features.keypoints[:, 0]).tobytes())
+    msg.y = array.array("f", np.ascontiguousarray(features.keypoints[:, 1]).tobytes())
+    msg.scores = array.array("f", features.scores.tobytes())
+    msg.descriptor_dim = int(features.descriptor_dim)
+    if features.descriptor_type == "binary":
+        msg.descriptor_type = Keypoints.DESCRIPTOR_BINARY
+        msg.binary_descriptors = array.array("B", features.descriptors.tobytes())
+    else:
+        msg.descriptor_type = Keypoints.DESCRIPTOR_FLOAT32
+        msg.descriptors = array.array("f", features.descriptors.tobytes())
+    return msg
+
+
+def keypoints_msg_to_features(msg) -> Features:
+    """edgepoint_msgs/Keypoints -> Features; MessageError names any inconsistency."""
+    from edgepoint_msgs.msg import Keypoints
+
+    x = np.frombuffer(msg.x, np.float32) if len(msg.x) else np.zeros(0, np.float32)
+    y = np.frombuffer(msg.y, np.float32) if len(msg.y) else np.zeros(0, np.float32)
+    scores = np.frombuffer(msg.scores, np.float32) if len(msg.scores) else np.zeros(0, np.float32)
+    n = len(x)
+    if len(y) != n or len(scores) != n:
+        raise MessageError(f"Keypoints arrays differ in length: {n} x, {len(y)} y, "
+                           f"{len(scores)} scores")
+    if n and not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise MessageError("Keypoints contain NaN or infinite coordinates")
+    dim = int(msg.descriptor_dim)
+    if dim <= 0:
+        raise MessageError(f"Keypoints descriptor_dim must be > 0; got {dim}")
+    if msg.descriptor_type == Keypoints.DESCRIPTOR_FLOAT32:
+        kind, cols, values = "float32", dim, msg.descriptors
+        data = np.frombuffer(values, np.float32) if len(values) else np.zeros(0, np.float32)
+    elif msg.descriptor_type == Keypoints.DESCRIPTOR_BINARY:
+        kind, cols, values = "binary", (dim + 7) // 8, msg.binary_descriptors
+        data = np.frombuffer(values, np.uint8) if len(values) else np.zeros(0, np.uint8)
+    else:
+        raise MessageError(f"Keypoints descriptor_type {msg.descriptor_type} is neither "
+                           f"DESCRIPTOR_FLOAT32 (0) nor DESCRIPTOR_BINARY (1)")
+    if data.size != n * cols:
+        raise MessageError(f"Keypoints carry {data.size} {kind} descriptor values for {n} "
+                           f"keypoints of dimension {dim}; expected {n * cols}")
+    if kind == "float32" and n and not np.isfinite(data).all():
+        raise MessageError("Keypoints descriptors contain NaN or infinite values")
+    return Features(np.stack([x, y], axis=1), scores, data.reshape(n, cols),
+                    (int(msg.image_width), int(msg.image_height)), kind, dim)

@@ -1,0 +1,258 @@
+"""Extractor node: camera images in, edgepoint_msgs/Keypoints out.
+
+Topics
+    in   image              sensor_msgs/Image (mono8, mono16, bgr8, rgb8, bgra8, rgba8,
+                            16-bit colour, Bayer, YUV 4:2:2, 32FC1 in [0, 1])
+    in   image/compressed   sensor_msgs/CompressedImage (JPEG, PNG, ...)
+    out  keypoints          edgepoint_msgs/Keypoints (header copied from the image)
+    out  keypoints/debug_image  sensor_msgs/Image, keypoints drawn; only while subscribed
+    out  /diagnostics       diagnostic_msgs/DiagnosticArray (see diagnostics.py)
+
+Parameters: one per ExtractorConfig field plus qos, publish_debug_image,
+warmup_runs, diagnostics_period (all in parameters.py).
+
+Newest-frame policy: a subscription callback only stores the newest message
+in a one-slot mailbox; a worker thread takes it and runs the model. A frame
+replaced before the worker got to it is counted as skipped, so a slow model
+never builds a queue and latency stays one frame time + processing. Messages
+DDS reports lost before they reached us are counted too.
+
+A bad message (unsupported encoding, short data, corrupt JPEG, NaN pixels...)
+is counted as an error and logged (at most once per 5 s per kind of problem),
+and the node serves the next frame. Threshold parameters can change at run
+time; a change of model, weights, runtime, device or precision rebuilds the
+model (in the parameter callback, so a failing build is rejected with its
+reason and the old model keeps running).
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.node import Node
+
+from ..config import ExtractorConfig
+from ..models import create_model
+from . import parameters
+from .conversions import (compressed_msg_to_array, features_to_keypoints_msg, image_msg,
+                          image_msg_to_array, stamp_to_ns)
+from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
+from .node_main import run
+from .qos import OUTPUT_QOS, describe, qos_profile
+from .visualization import draw_keypoints
+
+# Settings a built model can take without being rebuilt, when it supports
+# `reconfigure(config)`; any other change builds a new model.
+LIVE_SETTINGS = frozenset({"max_keypoints", "score_threshold", "nms_radius", "border",
+                           "subpixel", "binary_descriptors"})
+
+
+class NewestFrameSlot:
+    """One-message mailbox between the subscription callbacks and the worker."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._item = None
+        self._closed = False
+
+    def put(self, item) -> bool:
+        """Store `item`; True when it replaced one the worker never took."""
+        with self._condition:
+            replaced = self._item is not None
+            self._item = item
+            self._condition.notify()
+            return replaced
+
+    def take(self):
+        """The newest item (waits for one); None once closed."""
+        with self._condition:
+            while self._item is None and not self._closed:
+                self._condition.wait()
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._item = None
+            self._condition.notify_all()
+
+
+class ExtractorNode(Node):
+    DEFAULT_NAME = "extractor"
+
+    def __init__(self, **kwargs):
+        super().__init__(self.DEFAULT_NAME, **kwargs)
+        self._values = parameters.declare(self, parameters.EXTRACTOR_PARAMETERS)
+        self._config = parameters.extractor_config(self._values)
+        self._model_lock = threading.Lock()
+        self._model = self._build_model(self._config)
+        self._runtime = self._model.runtime_info()
+
+        self._session_id = secrets.randbits(32)
+        self._sequence = 0
+        self._stats = FrameStatistics()
+        self._log_error = ThrottledLog(self.get_logger().error)
+        self._log_warning = ThrottledLog(self.get_logger().warning)
+        self._slot = NewestFrameSlot()
+
+        from edgepoint_msgs.msg import Keypoints
+        from sensor_msgs.msg import CompressedImage, Image
+
+        self._keypoints_publisher = self.create_publisher(
+            Keypoints, "keypoints", OUTPUT_QOS, event_callbacks=self._publisher_events("keypoints"))
+        self._debug_publisher = self.create_publisher(
+            Image, "keypoints/debug_image", OUTPUT_QOS,
+            event_callbacks=self._publisher_events("keypoints/debug_image"))
+        input_qos = qos_profile(self._values["qos"])
+        self.create_subscription(Image, "image", lambda msg: self._on_message(msg, "image"),
+                                 input_qos, event_callbacks=self._subscription_events("image"))
+        self.create_subscription(CompressedImage, "image/compressed",
+                                 lambda msg: self._on_message(msg, "compressed"), input_qos,
+                                 event_callbacks=self._subscription_events("image/compressed"))
+        self._diagnostics = DiagnosticsPublisher(self, self._values["diagnostics_period"],
+                                                 self._diagnostic_status, self._hardware_id)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._worker = threading.Thread(target=self._work, name="extractor-worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: model {self._config.model}, runtime {self._runtime}, input QoS "
+            f"{describe(input_qos)}, session {self._session_id}; subscribed to "
+            f"{self.resolve_topic_name('image')} and "
+            f"{self.resolve_topic_name('image/compressed')}")
+
+    # ---- model -------------------------------------------------------------
+    def _build_model(self, config: ExtractorConfig):
+        started = time.perf_counter()
+        model = create_model(config)
+        if self._values["warmup_runs"]:
+            model.warmup(runs=self._values["warmup_runs"])
+        self.get_logger().info(
+            f"model {config.model} built in {time.perf_counter() - started:.2f} s; "
+            f"runs on {model.runtime_info()}")
+        return model
+
+    def _hardware_id(self) -> str:
+        info = self._runtime
+        return f"{info.get('runtime', '?')}/{info.get('device', '?')}"
+
+    # ---- input -------------------------------------------------------------
+    def _on_message(self, msg, kind: str) -> None:
+        self._stats.received()
+        if self._slot.put((msg, kind)):
+            self._stats.count("frames_skipped")
+
+    def _subscription_events(self, topic: str) -> SubscriptionEventCallbacks:
+        def lost(info):
+            self._stats.count("messages_lost", info.total_count_change)
+            self._log_warning(f"DDS lost {info.total_count_change} message(s) on "
+                              f"{topic} before they reached this node "
+                              f"({info.total_count} in total)")
+        return SubscriptionEventCallbacks(message_lost=lost,
+                                          incompatible_qos=self._incompatible_qos(topic))
+
+    def _publisher_events(self, topic: str) -> PublisherEventCallbacks:
+        return PublisherEventCallbacks(incompatible_qos=self._incompatible_qos(topic))
+
+    def _incompatible_qos(self, topic: str):
+        def warn(info):
+            self._stats.count("incompatible_qos", info.total_count_change)
+            policy = getattr(info.last_policy_kind, "name", info.last_policy_kind)
+            self.get_logger().warning(
+                f"incompatible QoS on {topic}: a peer's {policy} policy cannot match this "
+                f"node's; no messages flow between them (e.g. a best-effort publisher and a "
+                f"reliable subscription; set the qos parameter)")
+        return warn
+
+    # ---- processing --------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            item = self._slot.take()
+            if item is None:
+                return
+            msg, kind = item
+            try:
+                self._process(msg, kind)
+            except Exception as exc:  # a bad frame must never stop the node
+                text = f"dropped {'compressed ' if kind == 'compressed' else ''}image " \
+                       f"(stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}, " \
+                       f"frame_id {msg.header.frame_id!r}): {exc}"
+                self._stats.error(text)
+                self._log_error(text)
+
+    def _process(self, msg, kind: str) -> None:
+        started = time.perf_counter()
+        image = image_msg_to_array(msg) if kind == "image" else compressed_msg_to_array(msg)
+        with self._model_lock:
+            features = self._model.extract(image)
+            model_name = self._config.model
+        keypoints = features_to_keypoints_msg(features, msg.header, model_name,
+                                              self._session_id, self._sequence)
+        self._keypoints_publisher.publish(keypoints)
+        self._sequence += 1
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        latency_ms = ((self.get_clock().now().nanoseconds - stamp_ns) / 1e6
+                      if stamp_ns else None)
+        if self._values["publish_debug_image"] and self._debug_publisher.get_subscription_count():
+            drawing = draw_keypoints(image, features.keypoints, features.scores)
+            self._debug_publisher.publish(image_msg(drawing, msg.header))
+            self._stats.count("debug_images_published")
+        self._stats.processed(latency_ms, (time.perf_counter() - started) * 1e3,
+                              keypoints=len(features))
+
+    # ---- parameters --------------------------------------------------------
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        problem = parameters.check_changes(parameters.EXTRACTOR_PARAMETERS, changes)
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
+        values = dict(self._values)
+        values.update({p.name: p.value for p in changes if p.name in values})
+        try:
+            config = parameters.extractor_config(values)
+            if config != self._config:
+                self._apply_config(config)
+        except Exception as exc:
+            self.get_logger().error(f"parameter change rejected: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._values = values
+        return SetParametersResult(successful=True)
+
+    def _apply_config(self, config: ExtractorConfig) -> None:
+        changed = {name for name in ExtractorConfig.field_names()
+                   if getattr(config, name) != getattr(self._config, name)}
+        reconfigure = getattr(self._model, "reconfigure", None)
+        if changed <= LIVE_SETTINGS and reconfigure is not None:
+            with self._model_lock:
+                if reconfigure(config):
+                    self._config = config
+                    self.get_logger().info(f"updated {', '.join(sorted(changed))} live")
+                    return
+        model = self._build_model(config)  # outside the lock: frames keep flowing
+        with self._model_lock:
+            self._model, self._config = model, config
+            self._runtime = model.runtime_info()
+        self.get_logger().info(f"rebuilt the model for changed {', '.join(sorted(changed))}")
+
+    # ---- diagnostics & shutdown ---------------------------------------------
+    def _diagnostic_status(self):
+        level, values = self._stats.snapshot()
+        values.update({"model": self._config.model, "session_id": str(self._session_id),
+                       "sequence": str(self._sequence)})
+        values.update({f"runtime_{key}": str(value) for key, value in self._runtime.items()})
+        return level, summary_message(level, values), values
+
+    def close(self) -> None:
+        self._slot.close()
+        self._worker.join(timeout=5.0)
+
+
+def main(args=None) -> int:
+    return run(ExtractorNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

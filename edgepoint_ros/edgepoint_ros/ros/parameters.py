@@ -1,0 +1,205 @@
+"""Every ROS parameter of the edgepoint_ros nodes, declared in this one place.
+
+* The extractor declares one parameter per `ExtractorConfig` field, same name,
+  same default, and the field's comment in `config.py` as its description, so
+  `ros2 param describe /extractor max_keypoints` says what the code says.
+* Node-specific parameters (QoS, debug images, player source...) are listed
+  below with their default, description, allowed range or choices, and whether
+  they can change while the node runs (`read_only` ones need a restart).
+
+`config/<node>.yaml` files carry exactly these names (a test checks it). The
+nodes call `declare()` once and `check_changes()` in their on-set-parameters
+callback, so a bad value is rejected with a reason naming the parameter.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+from .. import config as config_module
+from ..config import ExtractorConfig
+from .qos import PROFILE_NAMES
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    default: Any  # bool | int | float | str: the ROS parameter type follows it
+    description: str
+    read_only: bool = False
+    choices: tuple = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def check(self, value) -> str | None:
+        """None when `value` is acceptable, else the reason it is not."""
+        expected = type(self.default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            return (f"parameter {self.name} must be of type {expected.__name__}; "
+                    f"got {value!r} ({type(value).__name__})")
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"parameter {self.name} must be a finite number; got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"parameter {self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}"
+        if self.minimum is not None and value < self.minimum:
+            return f"parameter {self.name} must be >= {self.minimum}; got {value!r}"
+        if self.maximum is not None and value > self.maximum:
+            return f"parameter {self.name} must be <= {self.maximum}; got {value!r}"
+        return None
+
+
+def _config_field_comments() -> dict[str, str]:
+    """The comment lines above each ExtractorConfig field in config.py."""
+    comments: dict[str, str] = {}
+    pending: list[str] = []
+    try:
+        source = inspect.getsource(config_module.ExtractorConfig)
+    except (OSError, TypeError):  # no source shipped: descriptions stay short
+        return comments
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            pending.append(stripped.lstrip("#").strip())
+            continue
+        match = re.match(r"(\w+)\s*:\s*[\w\[\], ]+=", stripped)
+        if match:
+            comments[match.group(1)] = " ".join(pending)
+        pending = []
+    return comments
+
+
+def _extractor_config_specs() -> tuple[ParameterSpec, ...]:
+    comments = _config_field_comments()
+    defaults = ExtractorConfig()
+    return tuple(
+        ParameterSpec(f.name, getattr(defaults, f.name),
+                      comments.get(f.name) or f"ExtractorConfig.{f.name} (see config.py)")
+        for f in fields(ExtractorConfig))
+
+
+def _diagnostics_period() -> ParameterSpec:
+    return ParameterSpec("diagnostics_period", 1.0,
+                         "Seconds between two /diagnostics messages of this node.",
+                         read_only=True, minimum=0.05, maximum=60.0)
+
+
+EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
+    ParameterSpec("qos", "sensor_data",
+                  "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
+                  "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
+    ParameterSpec("publish_debug_image", True,
+                  "Publish keypoints/debug_image (keypoints drawn on the image) while "
+                  "someone subscribes to it."),
+    ParameterSpec("warmup_runs", 2,
+                  "Dummy frames run through the model at start-up so that first-frame "
+                  "costs do not land on the first real image.", read_only=True,
+                  minimum=0, maximum=100),
+    _diagnostics_period(),
+)
+
+MATCHER_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("qos", "reliable",
+                  "QoS of the keypoints subscription: reliable (depth 10, no frame lost "
+                  "between extractor and matcher) or sensor_data (best effort).",
+                  read_only=True, choices=PROFILE_NAMES),
+    ParameterSpec("mutual", True,
+                  "Keep only mutual nearest neighbours (cross-check)."),
+    ParameterSpec("ratio", 0.0,
+                  "Lowe ratio test: keep a match when best / second-best distance < ratio; "
+                  "0 disables the test.", minimum=0.0, maximum=1.0),
+    ParameterSpec("max_distance", 0.0,
+                  "Reject matches whose descriptor distance is above this (L2 for float "
+                  "descriptors, bits for binary ones); 0 = no limit.", minimum=0.0),
+    ParameterSpec("publish_debug_image", True,
+                  "Publish matches/debug_image (track lines from the previous to the "
+                  "current position) while someone subscribes to it."),
+    ParameterSpec("debug_background", "image",
+                  "What matches/debug_image is drawn on: 'image' = the camera frame with "
+                  "the same stamp (the matcher subscribes to `image` only while the debug "
+                  "image has subscribers), 'blank' = a dark canvas of the image size.",
+                  choices=("image", "blank")),
+    _diagnostics_period(),
+)
+
+PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("source", "",
+                  "Video file or directory of images (sorted by name). Empty: the "
+                  "opencv-doc sample video vtest.avi (a real 768x576 street camera).",
+                  read_only=True),
+    ParameterSpec("rate_hz", 30.0, "Frames published per second.", read_only=True,
+                  minimum=0.1, maximum=1000.0),
+    ParameterSpec("width", 640, "Published width in pixels (0 = source width).",
+                  read_only=True, minimum=0, maximum=16384),
+    ParameterSpec("height", 480, "Published height in pixels (0 = source height).",
+                  read_only=True, minimum=0, maximum=16384),
+    ParameterSpec("encoding", "bgr8", "Encoding of the published sensor_msgs/Image.",
+                  read_only=True, choices=("bgr8", "rgb8", "mono8")),
+    ParameterSpec("loop", True, "Start again at the first frame after the last one.",
+                  read_only=True),
+    ParameterSpec("max_frames", 0,
+                  "Stop (and exit) after publishing this many frames; 0 = no limit.",
+                  read_only=True, minimum=0),
+    ParameterSpec("qos", "sensor_data",
+                  "QoS of the image publishers: sensor_data (best effort, like most "
+                  "camera drivers) or reliable.", read_only=True, choices=PROFILE_NAMES),
+    ParameterSpec("frame_id", "camera", "header.frame_id of the published frames.",
+                  read_only=True),
+    ParameterSpec("publish_compressed", False,
+                  "Also publish image/compressed (JPEG).", read_only=True),
+    ParameterSpec("jpeg_quality", 90, "JPEG quality of image/compressed.", read_only=True,
+                  minimum=1, maximum=100),
+    _diagnostics_period(),
+)
+
+NODE_PARAMETERS: dict[str, tuple[ParameterSpec, ...]] = {
+    "extractor": EXTRACTOR_PARAMETERS,
+    "matcher": MATCHER_PARAMETERS,
+    "player": PLAYER_PARAMETERS,
+}
+
+
+def declare(node, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
+    """Declare every parameter on `node`; returns {name: value}.
+
+    Raises ValueError naming the parameter when a value (from a YAML file or
+    the command line) is out of range or of the wrong type.
+    """
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    values = {}
+    for spec in specs:
+        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        try:
+            parameter = node.declare_parameter(spec.name, spec.default, descriptor)
+        except Exception as exc:  # rclpy's InvalidParameterTypeException & co.
+            raise ValueError(f"parameter {spec.name}: {exc}") from exc
+        value = parameter.value
+        problem = spec.check(value)
+        if problem:
+            raise ValueError(problem)
+        values[spec.name] = float(value) if isinstance(spec.default, float) else value
+    return values
+
+
+def check_changes(specs: Sequence[ParameterSpec], parameters) -> str | None:
+    """Reason to reject a set of rclpy Parameters, or None when all are valid."""
+    by_name = {spec.name: spec for spec in specs}
+    for parameter in parameters:
+        spec = by_name.get(parameter.name)
+        if spec is None:
+            continue  # use_sim_time and other parameters rclpy owns
+        problem = spec.check(parameter.value)
+        if problem:
+            return problem
+    return None
+
+
+def extractor_config(values: dict[str, Any]) -> ExtractorConfig:
+    """The ExtractorConfig held by a dict of extractor parameter values (validated)."""
+    return ExtractorConfig.from_mapping({name: values[name]
+                                         for name in ExtractorConfig.field_names()})

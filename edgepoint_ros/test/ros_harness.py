@@ -1,0 +1,140 @@
+"""Test harness for real nodes over real DDS: processes, a probe node, test images.
+
+* Every test session uses one ROS_DOMAIN_ID: the one scripts/test.sh drew,
+  else a random one, so parallel runs on one machine do not hear each other.
+  Traffic stays on loopback (scripts/env.sh's Fast DDS profile and
+  ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST; set here too when missing).
+* Node processes are the installed executables with the installed
+  `config/*.yaml` (what `ros2 launch` would start), in their own namespace per
+  fixture so that several can run at once; their logs go to
+  `$ROS_LOG_DIR/nodes/` (log/test-ros/nodes/ under scripts/test.sh), and
+  `stopped()` always ends them.
+* Nothing of rclpy is mocked: the test talks to the nodes through `Probe`, a
+  real node in the test process.
+"""
+from __future__ import annotations
+
+import array
+import contextlib
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgepoint_ros.paths import opencv_sample_data_dir
+from edgepoint_ros.ros.diagnostics import status_values
+from edgepoint_ros.ros.processes import (NodeProcess, config_path, random_domain_id,
+                                         ros_environment)
+from edgepoint_ros.ros.probe import Probe
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOMAIN_ID = int(os.environ.get("ROS_DOMAIN_ID") or random_domain_id())
+LOG_DIR = Path(os.environ.get("ROS_LOG_DIR") or REPO_ROOT / "log" / "test-ros") / "nodes"
+
+# The probe in this process must see the same middleware settings as the nodes.
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
+                      str(REPO_ROOT / "edgepoint_ros" / "config" / "fastdds_loopback.xml"))
+
+START_TIMEOUT_S = 60.0  # a learned model's first build can export ONNX on a busy machine
+
+
+def start_node(executable: str, namespace: str, parameters: dict | None = None,
+               config: str | None = None, remappings: dict | None = None) -> NodeProcess:
+    """Start `executable` with config/<executable>.yaml (or `config`) plus
+    `parameters`, in `namespace` (returns at once; see `wait_ready`)."""
+    return NodeProcess(executable, namespace=namespace,
+                          params_files=[config_path(config or f"{executable}.yaml")],
+                          parameters=parameters, remappings=remappings,
+                          env=ros_environment(DOMAIN_ID, LOG_DIR.parent), log_dir=LOG_DIR)
+
+
+def wait_ready(process: NodeProcess, text: str = "ready:", timeout: float = START_TIMEOUT_S):
+    if not process.wait_for_log(text, timeout):
+        process.stop()
+        raise AssertionError(f"{process.name} did not become ready within {timeout} s "
+                             f"(exit status {process.returncode}); log {process.log_path}:\n"
+                             f"{process.log_tail(30)}")
+    return process
+
+
+@contextlib.contextmanager
+def stopped(*processes: NodeProcess):
+    """Always end the processes, whatever the test did."""
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def make_probe(name: str) -> Probe:
+    return Probe(name, DOMAIN_ID)
+
+
+# ---- test images -------------------------------------------------------------
+def natural_image(width: int = 640, height: int = 480) -> np.ndarray:
+    """A real photograph (opencv-doc's graf1.png), resized, BGR uint8."""
+    image = cv2.imread(str(opencv_sample_data_dir() / "graf1.png"), cv2.IMREAD_COLOR)
+    assert image is not None, f"opencv-doc sample image missing in {opencv_sample_data_dir()}"
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def raw_image_msg(data: bytes, width: int, height: int, encoding: str, step: int,
+                  stamp, frame_id: str = "camera"):
+    """A sensor_msgs/Image with exactly these fields (also inconsistent ones)."""
+    from sensor_msgs.msg import Image
+    msg = Image(width=width, height=height, encoding=encoding, step=step, is_bigendian=0)
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.data = array.array("B", data)
+    return msg
+
+
+def image_to_msg(image: np.ndarray, encoding: str, stamp, frame_id: str = "camera"):
+    """numpy (already in `encoding`'s channel order and dtype) -> sensor_msgs/Image."""
+    image = np.ascontiguousarray(image)
+    return raw_image_msg(image.tobytes(), image.shape[1], image.shape[0], encoding,
+                         image.strides[0], stamp, frame_id)
+
+
+def compressed_msg(data: bytes, stamp, fmt: str = "jpeg", frame_id: str = "camera"):
+    from sensor_msgs.msg import CompressedImage
+    msg = CompressedImage(format=fmt)
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.data = array.array("B", data)
+    return msg
+
+
+def stamp_of(sec: int, nanosec: int = 0):
+    from builtin_interfaces.msg import Time
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def same_stamp(a, b) -> bool:
+    return a.sec == b.sec and a.nanosec == b.nanosec
+
+
+# ---- diagnostics ---------------------------------------------------------------
+def latest_diagnostics(recording, node_name: str) -> dict[str, str] | None:
+    """Values of the newest DiagnosticStatus named `node_name` (e.g. '/ns/extractor')."""
+    for array_msg in reversed(recording.snapshot()):
+        for status in array_msg.status:
+            if status.name == node_name:
+                return status_values(status)
+    return None
+
+
+def wait_for_diagnostics(recording, node_name: str, condition, timeout: float = 10.0):
+    """The first diagnostics values of `node_name` (arriving from now on or
+    already recorded) for which `condition(values)` holds; None on timeout."""
+    def matches(array_msg):
+        return any(status.name == node_name and condition(status_values(status))
+                   for status in array_msg.status)
+    found = recording.wait_for(matches, timeout)
+    if found is None:
+        return None
+    return next(status_values(s) for s in found.status if s.name == node_name)
