@@ -316,17 +316,11 @@ class Tracker:
 
     def _velocities(self, track_ids: np.ndarray, normalized: np.ndarray, stamp_ns: int,
                     camera) -> np.ndarray:
-        velocities = np.zeros_like(normalized)
         previous = self._previous
-        if previous is None or len(track_ids) == 0 or len(previous.track_ids) == 0:
-            return velocities
-        _, cur_pos, prev_pos = np.intersect1d(track_ids, previous.track_ids,
-                                              assume_unique=True, return_indices=True)
-        if len(cur_pos):
-            prev_normalized = camera.normalize(previous.features.keypoints[prev_pos])
-            dt = (stamp_ns - previous.stamp_ns) * 1e-9
-            velocities[cur_pos] = (normalized[cur_pos] - prev_normalized) / dt
-        return velocities
+        if previous is None:
+            return np.zeros_like(normalized)
+        return velocities_by_id(track_ids, normalized, stamp_ns, previous.track_ids,
+                                camera.normalize(previous.features.keypoints), previous.stamp_ns)
 
     def _becomes_keyframe(self, frame: _Frame, reference: _Frame | None,
                           verification: Verification) -> bool:
@@ -341,6 +335,29 @@ class Tracker:
         return (accepted < cfg.keyframe_min_inliers
                 or tracked_ratio < cfg.keyframe_min_tracked_ratio
                 or too_old)
+
+
+def velocities_by_id(track_ids: np.ndarray, normalized: np.ndarray, stamp_ns: int,
+                     previous_ids: np.ndarray, previous_normalized: np.ndarray,
+                     previous_stamp_ns: int) -> np.ndarray:
+    """Per-keypoint velocity (normalised units per second) of the tracks also
+    present in the previous observation, 0 for the others (VINS' convention).
+    Ids must be unique within each frame; negative ids (untracked) get 0."""
+    normalized = np.asarray(normalized, np.float32)
+    velocities = np.zeros_like(normalized)
+    dt = (int(stamp_ns) - int(previous_stamp_ns)) * 1e-9
+    if dt <= 0:
+        raise ValueError(f"stamp {stamp_ns} ns is not after the previous one "
+                         f"({previous_stamp_ns} ns)")
+    track_ids = np.asarray(track_ids, np.int64)
+    previous_ids = np.asarray(previous_ids, np.int64)
+    cur_tracked = np.flatnonzero(track_ids >= 0)
+    prev_tracked = np.flatnonzero(previous_ids >= 0)
+    _, cur_pos, prev_pos = np.intersect1d(track_ids[cur_tracked], previous_ids[prev_tracked],
+                                          assume_unique=True, return_indices=True)
+    cur_pos, prev_pos = cur_tracked[cur_pos], prev_tracked[prev_pos]
+    velocities[cur_pos] = (normalized[cur_pos] - np.asarray(previous_normalized)[prev_pos]) / dt
+    return velocities
 
 
 def stereo_track_ids(left_track_ids: np.ndarray, left_indices: np.ndarray,

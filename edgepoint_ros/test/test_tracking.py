@@ -216,3 +216,12 @@ def test_bad_settings_are_named(field, value, needle):
         TrackerConfig(**{field: value}).validate()
     with pytest.raises(ValueError, match="unknown tracker settings: window"):
         TrackerConfig.from_mapping({"window": 3})
+
+
+def test_velocities_by_id_for_a_right_camera_with_untracked_points():
+    from edgepoint_ros.tracking import velocities_by_id
+    v = velocities_by_id([-1, 7, -1, 3], [[0, 0], [0.2, 0.1], [5, 5], [0.0, 0.0]], 2_000_000_000,
+                         [3, -1, 7, -1], [[0.1, 0.0], [9, 9], [0.1, 0.1], [8, 8]], 1_500_000_000)
+    np.testing.assert_allclose(v, [[0, 0], [0.2, 0.0], [0, 0], [-0.2, 0.0]], atol=1e-6)
+    with pytest.raises(ValueError, match="is not after the previous one"):
+        velocities_by_id([1], [[0, 0]], 5, [1], [[0, 0]], 5)
