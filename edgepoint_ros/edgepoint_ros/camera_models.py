@@ -38,6 +38,7 @@ warning and publish keypoints without normalised coordinates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -169,23 +170,32 @@ def is_stale(camera: CameraModel, image_stamp_ns: int, max_age_s: float) -> bool
     return max_age_s > 0 and age is not None and age > max_age_s
 
 
-def calibration_status(camera: CameraModel | None, image_stamp_ns: int, width: int,
-                       height: int, max_age_s: float = 1.0) -> tuple[bool, str]:
-    """(usable, message) for normalising the keypoints of one image.
+class CalibrationStatus(NamedTuple):
+    """usable: whether to normalise with this calibration; reason: "ok" |
+    "missing" | "stale" | "size" (a stable key, e.g. to warn once per reason);
+    message: what to log."""
 
-    usable is False when no calibration is known, when it is stale, or when it
-    is for another image size; message says which, ready to log as a warning.
-    """
+    usable: bool
+    reason: str
+    message: str
+
+
+def calibration_status(camera: CameraModel | None, image_stamp_ns: int, width: int,
+                       height: int, max_age_s: float = 1.0) -> CalibrationStatus:
+    """Whether calibration is usable for normalising the keypoints of one image:
+    not when none is known, when it is stale, or when it is for another image size."""
     if camera is None:
-        return False, "no CameraInfo received: publishing keypoints without normalised coordinates"
+        return CalibrationStatus(False, "missing", "no CameraInfo received: publishing "
+                                 "keypoints without normalised coordinates")
     if is_stale(camera, image_stamp_ns, max_age_s):
-        return False, (f"CameraInfo is {calibration_age_s(camera, image_stamp_ns):.2f} s older "
-                       f"than the image (limit {max_age_s:g} s): not using stale calibration")
+        return CalibrationStatus(False, "stale", (
+            f"CameraInfo is {calibration_age_s(camera, image_stamp_ns):.2f} s older than the "
+            f"image (limit {max_age_s:g} s): not using stale calibration"))
     try:
         camera.check_image_size(width, height)
     except ValueError as error:
-        return False, f"{error}: not using this calibration"
-    return True, "calibration ok"
+        return CalibrationStatus(False, "size", f"{error}: not using this calibration")
+    return CalibrationStatus(True, "ok", "calibration ok")
 
 
 def _matrix(name: str, values, shape) -> np.ndarray:

@@ -108,11 +108,12 @@ def test_staleness_and_status():
     assert not is_stale(camera, 10_500_000_000, max_age_s=1.0)
     assert not is_stale(camera, 9_000_000_000, max_age_s=1.0)  # newer than the image
     assert not is_stale(camera, 99_000_000_000, max_age_s=0.0)  # check disabled
-    ok, message = calibration_status(camera, 10_000_000_000, 640, 480)
-    assert ok and message == "calibration ok"
-    ok, message = calibration_status(camera, 12_000_000_000, 640, 480, max_age_s=1.0)
-    assert not ok and "2.00 s older than the image" in message
-    ok, message = calibration_status(camera, 10_000_000_000, 320, 240)
-    assert not ok and "calibration is for 640x480 images, the image is 320x240" in message
-    ok, message = calibration_status(None, 0, 640, 480)
-    assert not ok and "no CameraInfo received" in message
+    ok, reason, message = calibration_status(camera, 10_000_000_000, 640, 480)
+    assert ok and reason == "ok"
+    ok, reason, message = calibration_status(camera, 12_000_000_000, 640, 480, max_age_s=1.0)
+    assert not ok and reason == "stale" and "2.00 s older than the image" in message
+    ok, reason, message = calibration_status(camera, 10_000_000_000, 320, 240)
+    assert not ok and reason == "size"
+    assert "calibration is for 640x480 images, the image is 320x240" in message
+    ok, reason, message = calibration_status(None, 0, 640, 480)
+    assert not ok and reason == "missing" and "no CameraInfo received" in message
