@@ -33,6 +33,8 @@ setup(
             "train = edgepoint_ros.cli.train:main",
             "export_onnx = edgepoint_ros.cli.export_onnx:main",
             "demo = edgepoint_ros.cli.demo:main",
+            "process_bag = edgepoint_ros.cli.process_bag:main",
+            "evaluate_sequence = edgepoint_ros.cli.evaluate_sequence:main",
         ],
     },
 )
