@@ -105,7 +105,9 @@ def test_settings_are_applied(onnx_path):
     assert bordered.keypoints.min() >= 16 and bordered.keypoints[:, 0].max() < 868 - 16
     strict = make_model(onnx_path, max_keypoints=0, score_threshold=0.2).extract(image)
     assert 0 < len(strict) < len(base) and strict.scores.min() >= 0.2
-    small = make_model(onnx_path, resize_width=434, resize_height=300).extract(image)
+    # (ONNX Runtime here: this checks XFeat's resize handling, not a runtime's shape cache.)
+    small = make_model(onnx_path, resize_width=434, resize_height=300,
+                       runtime="onnxruntime").extract(image)
     assert small.image_size == (868, 600)  # keypoints stay in original pixels
     assert small.keypoints[:, 0].max() > 700 and small.keypoints[:, 1].max() > 450
     binary = make_model(onnx_path, binary_descriptors=True).extract(image)
@@ -113,7 +115,8 @@ def test_settings_are_applied(onnx_path):
     assert binary.descriptors.shape == (len(binary), 8) and binary.descriptors.dtype == np.uint8
     float_rows = make_model(onnx_path).extract(image).descriptors
     np.testing.assert_array_equal(np.unpackbits(binary.descriptors, axis=1), float_rows > 0)
-    assert make_model(onnx_path).runtime_info()["runtime"] == "onnxruntime"
+    info = make_model(onnx_path, runtime="onnxruntime").runtime_info()
+    assert info["runtime"] == "onnxruntime" and Path(info["model"]) == onnx_path
 
 
 def test_clear_errors(onnx_path, tmp_path, monkeypatch):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 
@@ -29,14 +28,11 @@ def default_output(model: str) -> Path:
 def export(model: str, weights: str | None, out: Path) -> Path:
     if weights and not Path(weights).is_file():
         raise FileNotFoundError(f"weights not found: {weights}")
-    with warnings.catch_warnings():
-        # InstanceNorm/BatchNorm export notes from the TorchScript exporter; not actionable.
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
-        if model == "xfeat":
-            from ..models.xfeat_export import export_xfeat_onnx
-            return export_xfeat_onnx(out, weights)
-        from ..models.edgepoint_net import export_onnx
-        return Path(export_onnx(weights, out))
+    if model == "xfeat":
+        from ..models.xfeat_export import export_xfeat_onnx
+        return export_xfeat_onnx(out, weights)
+    from ..models.edgepoint_net import export_onnx
+    return Path(export_onnx(weights, out))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ dynamic shapes.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 OPSET = 17
@@ -95,7 +96,12 @@ def export_xfeat_onnx(out_path: str | Path, weights: str | Path | None = None) -
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.stem + ".partial.onnx")
     dummy = torch.rand(1, 1, 480, 640)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter's notes (deprecation, tracer, InstanceNorm in
+        # "training" mode: it always uses the input's statistics) are not actionable.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             backbone, (dummy,), str(tmp), opset_version=OPSET,
             input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
