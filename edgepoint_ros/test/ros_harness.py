@@ -70,6 +70,12 @@ def stopped(*processes: NodeProcess):
             process.stop()
 
 
+def yaml_parameters(node: str) -> dict:
+    """The ros__parameters of the installed config/<node>.yaml."""
+    import yaml
+    return yaml.safe_load(config_path(f"{node}.yaml").read_text())["/**"]["ros__parameters"]
+
+
 def make_probe(name: str) -> Probe:
     return Probe(name, DOMAIN_ID)
 
@@ -87,7 +93,8 @@ def raw_image_msg(data: bytes, width: int, height: int, encoding: str, step: int
     """A sensor_msgs/Image with exactly these fields (also inconsistent ones)."""
     from sensor_msgs.msg import Image
     msg = Image(width=width, height=height, encoding=encoding, step=step, is_bigendian=0)
-    msg.header.stamp = stamp
+    if stamp is not None:
+        msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     msg.data = array.array("B", data)
     return msg

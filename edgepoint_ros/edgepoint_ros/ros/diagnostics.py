@@ -16,6 +16,9 @@ Key names are stable (tools and tests read them, see `status_values`):
     last_error              text of the most recent error ("" if none)
 plus node-specific keys (keypoints_per_frame, matches_per_frame, runtime, ...).
 
+`ThrottledLog` keeps a flood of identical problems (a broken camera sending
+bad frames at 30 Hz) from flooding the log while every one is still counted.
+
 Level: WARN while frames were lost, rejected as bad, or QoS was incompatible
 within the last period; OK otherwise. (Skipping frames is the newest-frame
 policy doing its job on a slow machine; it is reported, not warned about.)
@@ -106,10 +109,18 @@ class FrameStatistics:
 
 class ThrottledLog:
     """Logs a message at most once per `period_s` per kind of problem (the text
-    with its numbers blanked), saying how many similar ones were not logged."""
+    with its numbers blanked), saying how many similar ones were not logged.
 
-    def __init__(self, log, period_s: float = 5.0):
-        self._log = log
+    `severity` is "error" or "warning". (rclpy remembers the severity of each
+    logging call site and refuses a different one there, hence one call per
+    severity below.)
+    """
+
+    def __init__(self, logger, severity: str, period_s: float = 5.0):
+        if severity not in ("error", "warning"):
+            raise ValueError(f"severity must be 'error' or 'warning'; got {severity!r}")
+        self._logger = logger
+        self._severity = severity
         self._period_s = period_s
         self._last: dict[str, tuple[float, int]] = {}
 
@@ -121,7 +132,10 @@ class ThrottledLog:
             self._last[kind] = (last_time, suppressed + 1)
             return
         note = f" ({suppressed} similar not logged)" if suppressed else ""
-        self._log(text + note)
+        if self._severity == "error":
+            self._logger.error(text + note)
+        else:
+            self._logger.warning(text + note)
         self._last[kind] = (now, 0)
 
 

@@ -11,11 +11,11 @@ Topics
 Parameters: one per ExtractorConfig field plus qos, publish_debug_image,
 warmup_runs, diagnostics_period (all in parameters.py).
 
-Newest-frame policy: a subscription callback only stores the newest message
-in a one-slot mailbox; a worker thread takes it and runs the model. A frame
-replaced before the worker got to it is counted as skipped, so a slow model
-never builds a queue and latency stays one frame time + processing. Messages
-DDS reports lost before they reached us are counted too.
+Newest-frame policy (newest_frame.py): the subscription callbacks only store
+the newest message; a worker thread runs the model on it. A frame replaced
+before the worker got to it is counted as skipped, so a slow model never
+builds a queue. Messages DDS reports lost before they reached us are counted
+too.
 
 A bad message (unsupported encoding, short data, corrupt JPEG, NaN pixels...)
 is counted as an error and logged (at most once per 5 s per kind of problem),
@@ -40,6 +40,7 @@ from . import parameters
 from .conversions import (compressed_msg_to_array, features_to_keypoints_msg, image_msg,
                           image_msg_to_array, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
+from .newest_frame import NewestFrameWorker
 from .node_main import run
 from .qos import OUTPUT_QOS, describe, qos_profile
 from .visualization import draw_keypoints
@@ -48,37 +49,6 @@ from .visualization import draw_keypoints
 # `reconfigure(config)`; any other change builds a new model.
 LIVE_SETTINGS = frozenset({"max_keypoints", "score_threshold", "nms_radius", "border",
                            "subpixel", "binary_descriptors"})
-
-
-class NewestFrameSlot:
-    """One-message mailbox between the subscription callbacks and the worker."""
-
-    def __init__(self):
-        self._condition = threading.Condition()
-        self._item = None
-        self._closed = False
-
-    def put(self, item) -> bool:
-        """Store `item`; True when it replaced one the worker never took."""
-        with self._condition:
-            replaced = self._item is not None
-            self._item = item
-            self._condition.notify()
-            return replaced
-
-    def take(self):
-        """The newest item (waits for one); None once closed."""
-        with self._condition:
-            while self._item is None and not self._closed:
-                self._condition.wait()
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> None:
-        with self._condition:
-            self._closed = True
-            self._item = None
-            self._condition.notify_all()
 
 
 class ExtractorNode(Node):
@@ -95,9 +65,8 @@ class ExtractorNode(Node):
         self._session_id = secrets.randbits(32)
         self._sequence = 0
         self._stats = FrameStatistics()
-        self._log_error = ThrottledLog(self.get_logger().error)
-        self._log_warning = ThrottledLog(self.get_logger().warning)
-        self._slot = NewestFrameSlot()
+        self._log_error = ThrottledLog(self.get_logger(), "error")
+        self._log_warning = ThrottledLog(self.get_logger(), "warning")
 
         from edgepoint_msgs.msg import Keypoints
         from sensor_msgs.msg import CompressedImage, Image
@@ -117,8 +86,9 @@ class ExtractorNode(Node):
                                                  self._diagnostic_status, self._hardware_id)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._worker = threading.Thread(target=self._work, name="extractor-worker", daemon=True)
-        self._worker.start()
+        self._worker = NewestFrameWorker("extractor-worker", self._process,
+                                         lambda: self._stats.count("frames_skipped"),
+                                         self._on_error)
         self.get_logger().info(
             f"ready: model {self._config.model}, runtime {self._runtime}, input QoS "
             f"{describe(input_qos)}, session {self._session_id}; subscribed to "
@@ -143,8 +113,7 @@ class ExtractorNode(Node):
     # ---- input -------------------------------------------------------------
     def _on_message(self, msg, kind: str) -> None:
         self._stats.received()
-        if self._slot.put((msg, kind)):
-            self._stats.count("frames_skipped")
+        self._worker.submit((msg, kind))
 
     def _subscription_events(self, topic: str) -> SubscriptionEventCallbacks:
         def lost(info):
@@ -169,22 +138,16 @@ class ExtractorNode(Node):
         return warn
 
     # ---- processing --------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            item = self._slot.take()
-            if item is None:
-                return
-            msg, kind = item
-            try:
-                self._process(msg, kind)
-            except Exception as exc:  # a bad frame must never stop the node
-                text = f"dropped {'compressed ' if kind == 'compressed' else ''}image " \
-                       f"(stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}, " \
-                       f"frame_id {msg.header.frame_id!r}): {exc}"
-                self._stats.error(text)
-                self._log_error(text)
+    def _on_error(self, item, exc: Exception) -> None:
+        msg, kind = item
+        stamp = msg.header.stamp
+        text = (f"dropped {'compressed ' if kind == 'compressed' else ''}image (stamp "
+                f"{stamp.sec}.{stamp.nanosec:09d}, frame_id {msg.header.frame_id!r}): {exc}")
+        self._stats.error(text)
+        self._log_error(text)
 
-    def _process(self, msg, kind: str) -> None:
+    def _process(self, item) -> None:
+        msg, kind = item
         started = time.perf_counter()
         image = image_msg_to_array(msg) if kind == "image" else compressed_msg_to_array(msg)
         with self._model_lock:
@@ -246,8 +209,7 @@ class ExtractorNode(Node):
         return level, summary_message(level, values), values
 
     def close(self) -> None:
-        self._slot.close()
-        self._worker.join(timeout=5.0)
+        self._worker.close()
 
 
 def main(args=None) -> int:

@@ -18,9 +18,11 @@ is counted and logged) when
     numbers and maybe its model are new),
   * the descriptor type or dimension changes (e.g. the model parameter changed),
   * the stamp goes backwards (a bag or player looped).
-Frames the extractor published but the matcher never saw (a jump in
-`sequence`) are counted as sequence_gaps; matching then uses the newest frame
-it has.
+The matcher follows the newest-frame policy like the extractor (newest_frame.py):
+when matching is slower than the input, it matches the newest frame against
+the last one it matched and counts the frames in between as frames_skipped.
+sequence_gaps counts every extractor frame that was not matched (skipped here,
+or lost on the way: sequence_gaps - frames_skipped).
 
 Debug image, made for RViz's Image display: the current camera frame (the
 `image` message with the same stamp; a dark canvas if it is not at hand or
@@ -48,6 +50,7 @@ from . import parameters
 from .conversions import (MessageError, image_msg, image_msg_to_array,
                           keypoints_msg_to_features, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
+from .newest_frame import NewestFrameWorker
 from .node_main import run
 from .qos import OUTPUT_QOS, describe, qos_profile
 from .visualization import blank_canvas, draw_tracks
@@ -132,8 +135,8 @@ class MatcherNode(Node):
         self._matcher = FrameMatcher()
         self._configure_matcher(self._values)
         self._stats = FrameStatistics()
-        self._log_error = ThrottledLog(self.get_logger().error)
-        self._log_warning = ThrottledLog(self.get_logger().warning)
+        self._log_error = ThrottledLog(self.get_logger(), "error")
+        self._log_warning = ThrottledLog(self.get_logger(), "warning")
         self._images: deque = deque(maxlen=IMAGE_BUFFER_FRAMES)
         self._image_subscription = None
 
@@ -153,6 +156,11 @@ class MatcherNode(Node):
         self._diagnostics = DiagnosticsPublisher(self, self._values["diagnostics_period"],
                                                  self._diagnostic_status, lambda: "cpu/numpy")
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # Subscribes to / unsubscribes from `image` as debug-image viewers come and go.
+        self.create_timer(0.5, self._follow_images)
+        self._worker = NewestFrameWorker("matcher-worker", self._process,
+                                         lambda: self._stats.count("frames_skipped"),
+                                         self._on_error)
         self.get_logger().info(
             f"ready: matching {self.resolve_topic_name('keypoints')} (QoS "
             f"{describe(input_qos)}), mutual {self._matcher.mutual}, ratio "
@@ -166,26 +174,19 @@ class MatcherNode(Node):
     # ---- input -------------------------------------------------------------
     def _on_keypoints(self, msg) -> None:
         self._stats.received()
+        self._worker.submit(msg)
+
+    def _on_error(self, msg, exc: Exception) -> None:
+        text = f"dropped Keypoints (session {msg.session_id}, sequence {msg.sequence}): {exc}"
+        self._stats.error(text)
+        self._log_error(text)
+
+    def _process(self, msg) -> None:
         started = time.perf_counter()
-        try:
-            frame = KeypointFrame(msg.header, int(msg.session_id), int(msg.sequence),
-                                  keypoints_msg_to_features(msg))
-        except MessageError as exc:
-            text = f"dropped Keypoints (session {msg.session_id}, sequence {msg.sequence}): {exc}"
-            self._stats.error(text)
-            self._log_error(text)
-            return
+        frame = KeypointFrame(msg.header, int(msg.session_id), int(msg.sequence),
+                              keypoints_msg_to_features(msg))
         gaps_before = self._matcher.sequence_gaps
-        try:
-            result, reset = self._matcher.push(frame)
-        except ValueError as exc:  # descriptors the matcher cannot compare
-            text = f"cannot match Keypoints sequence {frame.sequence}: {exc}"
-            self._stats.error(text)
-            self._log_error(text)
-            return
-        if self._matcher.sequence_gaps > gaps_before:
-            self._log_warning(f"missed {self._matcher.sequence_gaps - gaps_before} Keypoints "
-                              f"frame(s) before sequence {frame.sequence}")
+        result, reset = self._matcher.push(frame)
         if reset is not None:
             if reset != "first frame":
                 self._log_warning(f"matching starts over: {reset}")
@@ -195,6 +196,10 @@ class MatcherNode(Node):
                                        f"descriptors of dimension "
                                        f"{frame.features.descriptor_dim})")
             return
+        if self._matcher.sequence_gaps > gaps_before:
+            self._log_warning(f"{self._matcher.sequence_gaps - gaps_before} Keypoints frame(s) "
+                              f"before sequence {frame.sequence} were not matched (skipped "
+                              f"here or never received)")
         self._matches_publisher.publish(self._matches_msg(result))
         stamp_ns = frame.stamp_ns
         latency_ms = ((self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns else None)
@@ -231,17 +236,19 @@ class MatcherNode(Node):
         msg.current_sequence = result.current.sequence
         msg.reference_num_keypoints = len(result.reference.features)
         msg.current_num_keypoints = len(result.current.features)
-        msg.reference_indices = array.array("I", result.reference_indices.astype(np.uint32).tobytes())
+        msg.reference_indices = array.array(
+            "I", result.reference_indices.astype(np.uint32).tobytes())
         msg.current_indices = array.array("I", result.current_indices.astype(np.uint32).tobytes())
         msg.distances = array.array("f", result.distances.astype(np.float32).tobytes())
         msg.verification = Matches.VERIFICATION_NONE
         return msg
 
+    def _debug_image_wanted(self) -> bool:
+        return (self._values["publish_debug_image"]
+                and self._debug_publisher.get_subscription_count() > 0)
+
     def _publish_debug_image(self, result: FrameMatch) -> None:
-        wanted = (self._values["publish_debug_image"]
-                  and self._debug_publisher.get_subscription_count() > 0)
-        self._follow_images(wanted and self._values["debug_background"] == "image")
-        if not wanted:
+        if not self._debug_image_wanted():
             return
         current = result.current.features
         canvas = self._background(result.current.stamp_ns, *current.image_size)
@@ -254,10 +261,11 @@ class MatcherNode(Node):
         self._debug_publisher.publish(image_msg(drawing, result.current.header))
         self._stats.count("debug_images_published")
 
-    def _follow_images(self, wanted: bool) -> None:
+    def _follow_images(self) -> None:
         """Subscribe to `image` only while a debug image is drawn on it."""
         from sensor_msgs.msg import Image
 
+        wanted = self._debug_image_wanted() and self._values["debug_background"] == "image"
         if wanted and self._image_subscription is None:
             self._image_subscription = self.create_subscription(
                 Image, "image", self._images.append, qos_profile("sensor_data"))
@@ -267,7 +275,7 @@ class MatcherNode(Node):
             self._images.clear()
 
     def _background(self, stamp_ns: int, width: int, height: int) -> np.ndarray:
-        for msg in reversed(self._images):
+        for msg in reversed(list(self._images)):  # a copy: the executor thread appends
             if stamp_to_ns(msg.header.stamp) == stamp_ns:
                 try:
                     return image_msg_to_array(msg)
@@ -289,6 +297,9 @@ class MatcherNode(Node):
         values.update({"resets": str(self._matcher.resets),
                        "sequence_gaps": str(self._matcher.sequence_gaps)})
         return level, summary_message(level, values), values
+
+    def close(self) -> None:
+        self._worker.close()
 
 
 def main(args=None) -> int:

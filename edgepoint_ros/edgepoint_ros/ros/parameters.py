@@ -45,7 +45,8 @@ class ParameterSpec:
         if isinstance(value, float) and not math.isfinite(value):
             return f"parameter {self.name} must be a finite number; got {value!r}"
         if self.choices and value not in self.choices:
-            return f"parameter {self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}"
+            allowed = ", ".join(map(str, self.choices))
+            return f"parameter {self.name} must be one of {allowed}; got {value!r}"
         if self.minimum is not None and value < self.minimum:
             return f"parameter {self.name} must be >= {self.minimum}; got {value!r}"
         if self.maximum is not None and value > self.maximum:
@@ -54,9 +55,11 @@ class ParameterSpec:
 
 
 def _config_field_comments() -> dict[str, str]:
-    """The comment lines above each ExtractorConfig field in config.py."""
+    """The comment lines above each ExtractorConfig field in config.py (a field
+    right below another without its own comment shares that one's)."""
     comments: dict[str, str] = {}
     pending: list[str] = []
+    previous = ""
     try:
         source = inspect.getsource(config_module.ExtractorConfig)
     except (OSError, TypeError):  # no source shipped: descriptions stay short
@@ -68,7 +71,10 @@ def _config_field_comments() -> dict[str, str]:
             continue
         match = re.match(r"(\w+)\s*:\s*[\w\[\], ]+=", stripped)
         if match:
-            comments[match.group(1)] = " ".join(pending)
+            previous = " ".join(pending) or previous
+            comments[match.group(1)] = previous
+        else:
+            previous = ""
         pending = []
     return comments
 
@@ -153,6 +159,9 @@ PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "Also publish image/compressed (JPEG).", read_only=True),
     ParameterSpec("jpeg_quality", 90, "JPEG quality of image/compressed.", read_only=True,
                   minimum=1, maximum=100),
+    ParameterSpec("wait_for_subscribers", 0,
+                  "Hold the first frame until this many subscriptions listen on `image` "
+                  "(0 = start at once, like a camera).", read_only=True, minimum=0),
     _diagnostics_period(),
 )
 

@@ -14,9 +14,12 @@ walking), textured enough that consecutive frames match well; at the default
 640x480 it is exactly 4:3 like the source. Frames are decoded one at a time
 (never all in memory) and resized to width x height.
 
-The player stops after `max_frames` (0 = never) or at the end of the source
-when `loop` is false, then exits with status 0; a missing or unreadable source
-stops it at start-up with an error naming the path.
+With `wait_for_subscribers` = N it holds the first frame until N
+subscriptions listen on `image` (the demo uses it so that no frame is
+published before the extractor is connected). The player stops after
+`max_frames` (0 = never) or at the end of the source when `loop` is false,
+then exits with status 0; a missing or unreadable source stops it at start-up
+with an error naming the path.
 """
 from __future__ import annotations
 
@@ -146,6 +149,9 @@ class PlayerNode(Node):
 
     def _publish_next(self) -> None:
         if self._finishing:
+            return
+        if self._published == 0 and (self._image_publisher.get_subscription_count()
+                                     < self._values["wait_for_subscribers"]):
             return
         limit = self._values["max_frames"]
         frame = self._source.next() if not (limit and self._published >= limit) else None

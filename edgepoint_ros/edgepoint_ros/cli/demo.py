@@ -1,0 +1,344 @@
+"""The embedded demo: player -> extractor -> matcher over real DDS, then a summary.
+
+    bash scripts/demo.sh [--duration 10] [--model xfeat] [--output artifacts/demo]
+
+Starts the three node executables as separate processes, exactly as
+`ros2 launch edgepoint_ros demo.launch.py` would (same executables, same
+`config/*.yaml`), in a random ROS_DOMAIN_ID on loopback. The player publishes
+`duration * rate` frames of a real video (opencv-doc's vtest.avi by default)
+at 640x480 and 30 Hz, stamped at publish time. This process listens to
+keypoints, matches, image and /diagnostics like any other node would, and
+prints:
+
+* frames published / received / skipped (newest-frame policy) / lost (DDS) /
+  rejected (errors), from the nodes' /diagnostics;
+* keypoints and matches per frame (mean / min / max);
+* latency from the image stamp (= publish time) to the moment the Keypoints
+  and the Matches arrive here, p50 / p99 / max: camera-to-consumer latency
+  including two DDS hops, not just model time.
+
+It writes `<output>/summary.json`, `<output>/matches.png` (two consecutive
+frames side by side with a line per match) and the node logs in
+`<output>/logs/`. Every process is stopped at the end, on Ctrl-C, and when a
+node dies (the demo then fails naming the node and showing its last log lines).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_OUTPUT = Path("artifacts/demo")
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds of video to publish (default 10)")
+    parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz (30)")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--source", default="",
+                        help="video file or image directory (default: opencv-doc vtest.avi)")
+    parser.add_argument("--model", default="",
+                        help="override the extractor's model (default: config/extractor.yaml)")
+    parser.add_argument("--device", default="", help="override the extractor's device")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help=f"directory for summary.json, matches.png, logs ({DEFAULT_OUTPUT})")
+    parser.add_argument("--domain-id", type=int, default=0,
+                        help="ROS_DOMAIN_ID (default: random in 1..100)")
+    parser.add_argument("--startup-timeout", type=float, default=120.0,
+                        help="seconds the nodes may take to start (first run exports ONNX)")
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.rate <= 0:
+        parser.error("--duration and --rate must be > 0")
+    if args.width <= 0 or args.height <= 0:
+        parser.error("--width and --height must be > 0")
+    return args
+
+
+def _stats(values) -> dict:
+    values = np.asarray(values, np.float64)
+    if values.size == 0:
+        return {"count": 0}
+    return {"count": int(values.size), "mean": float(values.mean()), "min": float(values.min()),
+            "max": float(values.max()), "p50": float(np.percentile(values, 50)),
+            "p99": float(np.percentile(values, 99))}
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace):
+        from ..ros.processes import random_domain_id, ros_environment
+        from ..ros.probe import Probe
+
+        self.args = args
+        self.output = args.output
+        self.output.mkdir(parents=True, exist_ok=True)
+        self.domain_id = args.domain_id or random_domain_id()
+        self.env = ros_environment(self.domain_id, self.output / "ros_log")
+        self.processes: dict = {}
+        self.probe = Probe("edgepoint_demo", self.domain_id)
+
+    # ---- running -------------------------------------------------------------
+    def start(self, executable: str, parameters: dict | None = None):
+        from ..ros.processes import NodeProcess, config_path
+        process = NodeProcess(executable, params_files=[config_path(f"{executable}.yaml")],
+                              parameters=parameters, env=self.env,
+                              log_dir=self.output / "logs")
+        self.processes[executable] = process
+        return process
+
+    def check_alive(self, names, during: str) -> None:
+        for name in names:
+            process = self.processes[name]
+            if not process.alive():
+                raise DemoError(f"the {name} process exited with status {process.returncode} "
+                                f"{during}; last lines of {process.log_path}:\n"
+                                f"{process.log_tail(15)}")
+
+    def wait_ready(self, names, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for name in names:
+            process = self.processes[name]
+            if not process.wait_for_log("ready:", max(0.0, deadline - time.monotonic())):
+                self.check_alive([name], "during start-up")
+                raise DemoError(f"the {name} node did not start within {timeout:.0f} s; "
+                                f"see {process.log_path}")
+
+    def run(self) -> dict:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from edgepoint_msgs.msg import Keypoints, Matches
+        from sensor_msgs.msg import Image
+
+        from ..ros.qos import OUTPUT_QOS, qos_profile
+
+        args = self.args
+        frames = max(1, int(round(args.duration * args.rate)))
+        keypoints = self.probe.record(Keypoints, "keypoints", OUTPUT_QOS)
+        matches = self.probe.record(Matches, "matches", OUTPUT_QOS)
+        diagnostics = self.probe.record(DiagnosticArray, "/diagnostics", 100)
+        images = None  # recorded only near the end, for the picture (saves this process CPU)
+
+        overrides = {key: value for key, value in
+                     (("model", args.model), ("device", args.device)) if value}
+        print(f"[demo] ROS_DOMAIN_ID={self.domain_id}; starting extractor and matcher "
+              f"(logs in {self.output / 'logs'})", flush=True)
+        started = time.monotonic()
+        self.start("extractor", overrides or None)
+        self.start("matcher")
+        self.wait_ready(["extractor", "matcher"], args.startup_timeout)
+        print(f"[demo] nodes ready after {time.monotonic() - started:.1f} s; publishing "
+              f"{frames} frames at {args.width}x{args.height}, {args.rate:g} Hz", flush=True)
+        player_parameters = {"rate_hz": float(args.rate), "width": args.width,
+                             "height": args.height, "max_frames": frames, "loop": True,
+                             "wait_for_subscribers": 1}  # the extractor
+        if args.source:
+            player_parameters["source"] = str(args.source)
+        # Everyone listens before the first frame leaves.
+        self.probe.wait_until(lambda: self.probe.node.count_publishers("keypoints") > 0, 10.0)
+        player = self.start("player", player_parameters)
+        record_images_at = time.monotonic() + max(0.0, args.duration - 2.0)
+        next_report = time.monotonic() + 2.0
+        while player.alive():
+            self.check_alive(["extractor", "matcher"], "while the demo ran")
+            if images is None and time.monotonic() >= record_images_at:
+                images = self.probe.record(Image, "image", qos_profile("sensor_data"),
+                                           keep=int(args.rate * 3))
+            if time.monotonic() >= next_report:
+                print(f"[demo] {len(keypoints)} Keypoints, {len(matches)} Matches received",
+                      flush=True)
+                next_report += 2.0
+            time.sleep(0.1)
+        if player.returncode != 0:
+            self.check_alive(["player"], "while publishing")
+        self._drain(keypoints)
+        finished_at = time.time_ns()
+        # One more status from each node, sent after the last frame was handled.
+        for name in ("/extractor", "/matcher"):
+            diagnostics.wait_for(lambda msg: any(s.name == name for s in msg.status)
+                                 and msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+                                 > finished_at, timeout=5.0)
+        self.check_alive(["extractor", "matcher"], "at the end of the demo")
+        return self.summarise(frames, keypoints, matches, diagnostics,
+                              images.snapshot() if images is not None else [])
+
+    @staticmethod
+    def _drain(keypoints, quiet_s: float = 1.0, limit_s: float = 10.0) -> None:
+        """Wait until no Keypoints arrived for `quiet_s` (the pipeline is empty)."""
+        deadline = time.monotonic() + limit_s
+        count, last_change = len(keypoints), time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_change < quiet_s:
+            time.sleep(0.05)
+            if len(keypoints) != count:
+                count, last_change = len(keypoints), time.monotonic()
+
+    # ---- results -------------------------------------------------------------
+    def summarise(self, frames, keypoints, matches, diagnostics, images) -> dict:
+        from ..ros.conversions import stamp_to_ns
+        from ..ros.diagnostics import status_values
+
+        def final(name: str) -> dict:
+            for array_msg in reversed(diagnostics.snapshot()):
+                for status in array_msg.status:
+                    if status.name == name:
+                        return status_values(status)
+            return {}
+
+        extractor, matcher, player = final("/extractor"), final("/matcher"), final("/player")
+        kp_msgs, kp_arrivals = keypoints.snapshot(), list(keypoints.arrival_ns)
+        m_msgs, m_arrivals = matches.snapshot(), list(matches.arrival_ns)
+
+        def count(values: dict, key: str) -> int | None:
+            return int(values[key]) if key in values else None
+
+        summary = {
+            "source": player.get("source", str(self.args.source)),
+            "width": self.args.width, "height": self.args.height, "rate_hz": self.args.rate,
+            "model": extractor.get("model", "?"),
+            "runtime": {key[len("runtime_"):]: value for key, value in extractor.items()
+                        if key.startswith("runtime_")},
+            "frames_published": count(player, "frames_published") or frames,
+            "frames_received_by_extractor": count(extractor, "frames_received"),
+            "frames_skipped": count(extractor, "frames_skipped"),
+            "matcher_frames_skipped": count(matcher, "frames_skipped"),
+            "messages_lost": count(extractor, "messages_lost"),
+            "errors": count(extractor, "errors"),
+            "keypoints_messages": len(kp_msgs),
+            "keypoints_per_frame": _stats([len(m.x) for m in kp_msgs]),
+            "matches_messages": len(m_msgs),
+            "matches_per_frame": _stats([len(m.distances) for m in m_msgs]),
+            "matcher_resets": count(matcher, "resets"),
+            "matcher_sequence_gaps": count(matcher, "sequence_gaps"),
+            "matcher_errors": count(matcher, "errors"),
+            "latency_ms_image_to_keypoints": _stats(
+                [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(kp_msgs, kp_arrivals)]),
+            "latency_ms_image_to_matches": _stats(
+                [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(m_msgs, m_arrivals)]),
+            "extractor_processing_ms_mean": (float(extractor["processing_ms_mean"])
+                                             if "processing_ms_mean" in extractor else None),
+            "domain_id": self.domain_id,
+        }
+        summary["matches_picture"] = self.draw_matches(kp_msgs, m_msgs, images)
+        (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def draw_matches(self, kp_msgs, m_msgs, image_msgs) -> str | None:
+        """matches.png from the Matches with most matches whose two frames we hold."""
+        import cv2
+
+        from ..ros.conversions import image_msg_to_array, stamp_to_ns
+        from ..ros.visualization import draw_side_by_side
+
+        images = {stamp_to_ns(m.header.stamp): m for m in image_msgs}
+        frames = {(m.session_id, m.sequence): m for m in kp_msgs}
+        candidates = [m for m in m_msgs
+                      if stamp_to_ns(m.header.stamp) in images
+                      and stamp_to_ns(m.reference_stamp) in images
+                      and (m.session_id, m.reference_sequence) in frames
+                      and (m.session_id, m.current_sequence) in frames]
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda m: len(m.distances))
+        reference = frames[(best.session_id, best.reference_sequence)]
+        current = frames[(best.session_id, best.current_sequence)]
+
+        def xy(msg):
+            return np.stack([np.asarray(msg.x, np.float32), np.asarray(msg.y, np.float32)], 1)
+
+        picture = draw_side_by_side(
+            image_msg_to_array(images[stamp_to_ns(best.reference_stamp)]), xy(reference),
+            image_msg_to_array(images[stamp_to_ns(best.header.stamp)]), xy(current),
+            np.asarray(best.reference_indices), np.asarray(best.current_indices), max_lines=150)
+        caption = (f"{reference.model}: {len(best.distances)} matches between frames "
+                   f"{best.reference_sequence} and {best.current_sequence}")
+        cv2.rectangle(picture, (0, 0), (picture.shape[1], 34), (0, 0, 0), -1)
+        cv2.putText(picture, caption, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        path = self.output / "matches.png"
+        cv2.imwrite(str(path), picture)
+        return str(path)
+
+    def close(self) -> None:
+        # Upstream first, so nobody logs about a vanished peer.
+        for name in ("player", "extractor", "matcher"):
+            if name in self.processes:
+                self.processes[name].stop()
+        self.probe.close()
+
+
+def format_summary(summary: dict) -> str:
+    def triple(stats: dict, digits: int = 0) -> str:
+        if not stats.get("count"):
+            return "n/a"
+        return " / ".join(f"{stats[key]:.{digits}f}" for key in ("mean", "min", "max"))
+
+    def percentiles(stats: dict) -> str:
+        if not stats.get("count"):
+            return "n/a"
+        return f"{stats['p50']:.1f} / {stats['p99']:.1f} / {stats['max']:.1f} ms"
+
+    runtime = summary["runtime"]
+    rows = [
+        ("model", f"{summary['model']} ({runtime.get('runtime', '?')}, "
+                  f"{runtime.get('device', '?')}, {runtime.get('precision', '?')})"),
+        ("source", f"{summary['source']} at {summary['width']}x{summary['height']}, "
+                   f"{summary['rate_hz']:g} Hz"),
+        ("frames published (player)", summary["frames_published"]),
+        ("frames received by the extractor", summary["frames_received_by_extractor"]),
+        ("frames skipped (newest-frame policy)", summary["frames_skipped"]),
+        ("messages lost (DDS)", summary["messages_lost"]),
+        ("bad frames (errors)", summary["errors"]),
+        ("Keypoints messages received", summary["keypoints_messages"]),
+        ("keypoints per frame mean / min / max", triple(summary["keypoints_per_frame"])),
+        ("Matches messages received", summary["matches_messages"]),
+        ("matches per frame mean / min / max", triple(summary["matches_per_frame"])),
+        ("matcher frames skipped / resets",
+         f"{summary['matcher_frames_skipped']} / {summary['matcher_resets']}"),
+        ("latency image -> Keypoints p50 / p99 / max",
+         percentiles(summary["latency_ms_image_to_keypoints"])),
+        ("latency image -> Matches p50 / p99 / max",
+         percentiles(summary["latency_ms_image_to_matches"])),
+        ("extractor time per frame (mean)",
+         "n/a" if summary["extractor_processing_ms_mean"] is None
+         else f"{summary['extractor_processing_ms_mean']:.1f} ms"),
+        ("picture of matches", summary["matches_picture"] or "none (no frame pair at hand)"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = ["edgepoint_ros demo: player -> extractor -> matcher over DDS", "-" * (width + 30)]
+    lines += [f"{label:<{width}}  {value}" for label, value in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    demo = None
+    try:
+        demo = Demo(args)
+        summary = demo.run()
+    except KeyboardInterrupt:
+        print("\n[demo] interrupted; stopping the nodes", file=sys.stderr)
+        return 130
+    except (DemoError, FileNotFoundError, ValueError) as exc:
+        print(f"[demo] FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if demo is not None:
+            demo.close()
+    print(format_summary(summary))
+    print(f"[demo] summary written to {args.output / 'summary.json'}")
+    if not summary["keypoints_messages"] or not summary["matches_messages"]:
+        print("[demo] FAILED: no Keypoints or no Matches arrived", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""config/*.yaml, launch files and the RViz layout agree with the code.
+
+The launch files cannot run here (`launch`/`launch_ros` are not on PyPI), so
+they are checked as Python source with `ast`: every executable they start
+exists in setup.py, every file they name exists, every launch argument they
+read is declared.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgepoint_ros.config import ExtractorConfig
+from edgepoint_ros.ros import parameters
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PACKAGE_DIR / "config"
+LAUNCH_DIR = PACKAGE_DIR / "launch"
+
+
+def _ros_parameters(node: str) -> dict:
+    document = yaml.safe_load((CONFIG_DIR / f"{node}.yaml").read_text())
+    assert list(document) == ["/**"], f"{node}.yaml must apply to /** only"
+    return document["/**"]["ros__parameters"]
+
+
+@pytest.mark.parametrize("node", sorted(parameters.NODE_PARAMETERS))
+def test_yaml_holds_exactly_the_declared_parameters_with_valid_values(node):
+    values = _ros_parameters(node)
+    declared = {spec.name: spec for spec in parameters.NODE_PARAMETERS[node]}
+    assert set(values) - set(declared) == set(), "keys the node does not declare"
+    assert set(declared) - set(values) == set(), "declared parameters missing in the YAML"
+    for name, value in values.items():
+        # The YAML type must be the declared one: rclpy refuses 0 for a double.
+        assert type(value) is type(declared[name].default), (name, value)
+        assert declared[name].check(value) is None
+
+
+def test_extractor_parameters_mirror_extractor_config_and_default_to_a_learned_model():
+    names = [spec.name for spec in parameters.EXTRACTOR_PARAMETERS]
+    assert names[:len(ExtractorConfig.field_names())] == list(ExtractorConfig.field_names())
+    defaults = ExtractorConfig()
+    for spec in parameters.EXTRACTOR_PARAMETERS[:len(ExtractorConfig.field_names())]:
+        assert spec.default == getattr(defaults, spec.name)
+        assert spec.description and "see config.py" not in spec.description
+    config = parameters.extractor_config(_ros_parameters("extractor"))
+    assert config.model in ("edgepoint", "xfeat")
+
+
+def test_parameter_checks_name_the_problem():
+    spec = {s.name: s for s in parameters.MATCHER_PARAMETERS}
+    assert "ratio must be <= 1.0" in spec["ratio"].check(1.5)
+    assert "must be of type float" in spec["ratio"].check("0.8")
+    assert "must be one of" in spec["qos"].check("fast")
+    assert spec["ratio"].check(0) is None  # an int is a fine double
+    with pytest.raises(ValueError, match="unknown extractor settings"):
+        ExtractorConfig.from_mapping({"max_keypoint": 5})
+
+
+def _console_scripts() -> set[str]:
+    tree = ast.parse((PACKAGE_DIR / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value == "console_scripts":
+                    return {ast.literal_eval(item).split("=")[0].strip() for item in value.elts}
+    raise AssertionError("no console_scripts in setup.py")
+
+
+def _calls(tree, name: str):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == name:
+            yield node
+
+
+def _keyword(call, name):
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+@pytest.mark.parametrize("launch_file", ["edgepoint.launch.py", "demo.launch.py"])
+def test_launch_file_references_existing_executables_files_and_arguments(launch_file):
+    tree = ast.parse((LAUNCH_DIR / launch_file).read_text())
+    scripts = _console_scripts()
+    executables = []
+    for call in _calls(tree, "Node"):
+        package = ast.literal_eval(_keyword(call, "package")) if isinstance(
+            _keyword(call, "package"), ast.Constant) else "edgepoint_ros"
+        executable = ast.literal_eval(_keyword(call, "executable"))
+        if package == "edgepoint_ros":
+            assert executable in scripts, f"{launch_file} starts unknown executable {executable}"
+        executables.append(executable)
+    assert executables, f"{launch_file} starts no node"
+    strings = [node.value for node in ast.walk(tree)
+               if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    referenced = [s.rsplit("/", 1)[-1] for s in strings  # file names, not prose
+                  if s.endswith((".yaml", ".rviz", ".launch.py")) and not set(s) & set(" *")]
+    assert referenced, f"{launch_file} names no parameter file"
+    for name in referenced:
+        folder = LAUNCH_DIR if name.endswith(".launch.py") else CONFIG_DIR
+        assert (folder / name).is_file(), f"{launch_file} names missing file {name}"
+    declared = {ast.literal_eval(call.args[0]) for call in _calls(tree, "DeclareLaunchArgument")}
+    used = {ast.literal_eval(call.args[0]) for call in _calls(tree, "LaunchConfiguration")}
+    assert used <= declared, f"undeclared launch arguments {used - declared}"
+    assert "generate_launch_description" in {
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_pipeline_launch_offers_the_documented_arguments():
+    tree = ast.parse((LAUNCH_DIR / "edgepoint.launch.py").read_text())
+    declared = {ast.literal_eval(call.args[0]) for call in _calls(tree, "DeclareLaunchArgument")}
+    assert {"image", "params_file", "model", "device"} <= declared
+    assert {ast.literal_eval(_keyword(call, "executable")) for call in _calls(tree, "Node")} == {
+        "extractor", "matcher"}
+
+
+def test_rviz_layout_shows_both_debug_images():
+    layout = yaml.safe_load((CONFIG_DIR / "edgepoint.rviz").read_text())
+    displays = layout["Visualization Manager"]["Displays"]
+    topics = {d["Topic"]["Value"] for d in displays if d["Class"] == "rviz_default_plugins/Image"}
+    assert topics == {"/keypoints/debug_image", "/matches/debug_image"}
