@@ -65,6 +65,17 @@ class FeatureModel(ABC):
     def extract(self, image: np.ndarray) -> Features:
         """Keypoints of one image (any layout `as_bgr8` accepts)."""
 
+    def reconfigure(self, config) -> bool:
+        """Take new post-processing settings (max_keypoints, score_threshold,
+        nms_radius, border, subpixel, binary_descriptors) without rebuilding.
+
+        Returns True when the model applied them; False (the default) tells
+        the caller to build a new model instead. The extractor node calls it
+        for run-time parameter changes; a model whose post-processing reads
+        `self.config` at extract time can override it to swap its config.
+        """
+        return False
+
     def runtime_info(self) -> dict:
         """What runs: {'runtime': ..., 'device': ..., 'precision': ..., ...}."""
         return {"runtime": "opencv", "device": "cpu", "precision": "fp32"}
