@@ -330,6 +330,32 @@ def test_extractor_and_matcher_match_consecutive_video_frames(orb):
     assert np.median(moved) < 2.0  # the camera does not move
 
 
+def test_matches_debug_image_draws_tracks_on_the_camera_frame_while_subscribed(orb, probe):
+    def image_subscribers():
+        return probe.node.count_subscribers(f"{orb.namespace}/image")
+
+    assert image_subscribers() == 1  # the extractor only: nobody watches the debug image
+    debug = probe.record(Image, f"{orb.namespace}/matches/debug_image", OUTPUT_QOS)
+    capture = cv2.VideoCapture(str(harness.opencv_sample_data_dir() / "vtest.avi"))
+    frame = cv2.resize(capture.read()[1], (640, 480), interpolation=cv2.INTER_AREA)
+    found, changed = None, None
+    for _ in range(20):  # until the matcher follows `image` for the background
+        msg = harness.image_to_msg(frame, "bgr8", next_stamp())
+        orb.send(msg)
+        found = debug.wait_for(lambda m: harness.same_stamp(m.header.stamp, msg.header.stamp),
+                               0.5)
+        if found is not None:
+            drawn = np.frombuffer(found.data, np.uint8).reshape(480, 640, 3)
+            changed = np.any(drawn != frame, axis=2).mean()
+            if changed < 0.5:  # drawn on the camera frame, not on the blank canvas
+                break
+    assert found is not None, "no matches/debug_image while subscribed"
+    assert 0.005 < changed < 0.5  # the camera frame, with tracks drawn on it
+    assert image_subscribers() == 2  # the matcher follows `image` for the background
+    debug.stop()
+    assert probe.wait_until(lambda: image_subscribers() == 1, 5.0)
+
+
 def _keypoints(features, session, sequence, model="test"):
     header = Header(frame_id="camera", stamp=next_stamp())
     return features_to_keypoints_msg(features, header, model, session, sequence)

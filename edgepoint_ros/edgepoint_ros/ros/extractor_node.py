@@ -45,8 +45,8 @@ from .node_main import run
 from .qos import OUTPUT_QOS, describe, qos_profile
 from .visualization import draw_keypoints
 
-# Settings a built model can take without being rebuilt, when it supports
-# `reconfigure(config)`; any other change builds a new model.
+# Settings a built model may take without being rebuilt (FeatureModel.reconfigure
+# says whether it did); any other change builds a new model.
 LIVE_SETTINGS = frozenset({"max_keypoints", "score_threshold", "nms_radius", "border",
                            "subpixel", "binary_descriptors"})
 
@@ -187,10 +187,9 @@ class ExtractorNode(Node):
     def _apply_config(self, config: ExtractorConfig) -> None:
         changed = {name for name in ExtractorConfig.field_names()
                    if getattr(config, name) != getattr(self._config, name)}
-        reconfigure = getattr(self._model, "reconfigure", None)
-        if changed <= LIVE_SETTINGS and reconfigure is not None:
+        if changed <= LIVE_SETTINGS:
             with self._model_lock:
-                if reconfigure(config):
+                if self._model.reconfigure(config):
                     self._config = config
                     self.get_logger().info(f"updated {', '.join(sorted(changed))} live")
                     return

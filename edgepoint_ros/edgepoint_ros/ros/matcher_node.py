@@ -268,11 +268,14 @@ class MatcherNode(Node):
         wanted = self._debug_image_wanted() and self._values["debug_background"] == "image"
         if wanted and self._image_subscription is None:
             self._image_subscription = self.create_subscription(
-                Image, "image", self._images.append, qos_profile("sensor_data"))
+                Image, "image", self._on_image, qos_profile("sensor_data"))
         elif not wanted and self._image_subscription is not None:
             self.destroy_subscription(self._image_subscription)
             self._image_subscription = None
             self._images.clear()
+
+    def _on_image(self, msg) -> None:
+        self._images.append(msg)
 
     def _background(self, stamp_ns: int, width: int, height: int) -> np.ndarray:
         for msg in reversed(list(self._images)):  # a copy: the executor thread appends
