@@ -1,0 +1,175 @@
+"""Homography benchmark of several methods in one run (Oxford affine protocol).
+
+    evaluate [--methods edgepoint,xfeat,orb,sift] [--weights METHOD=PATH ...]
+             [--set METHOD.FIELD=VALUE ...] [--data DIR] [--out DIR]
+             [--runtime R] [--device D] [--ransac-trials N]
+             [--sequences graf,boat] [--targets 2,3]
+
+A method is a model name, or LABEL:MODEL to run one model twice with different
+settings, e.g. `--methods edgepoint,released:edgepoint,xfeat,orb,sift
+--weights released=../shared/models/edgepoint-official/EdgePoint.pt`. Each
+method starts from the protocol settings of its model
+(`evaluation.homography.PROTOCOL_SETTINGS`), then `--runtime/--device`, then
+its `--weights` and `--set` values.
+
+Prints a table and writes OUT/results.json (protocol, settings, runtime,
+summary and per-pair numbers of every method), OUT/results.md (the table) and
+OUT/results.png (MHA curves and bars). Exit status 2 when a method cannot be
+set up (nothing is run then).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..config import MODELS, ExtractorConfig
+from .extractor_settings import parse_value
+
+DEFAULT_METHODS = "edgepoint,xfeat,orb,sift"
+DATA_ENV = "EDGEPOINT_ROS_OXFORD"
+
+
+def default_data_dir() -> Path:
+    """$EDGEPOINT_ROS_OXFORD, else ../shared/data/oxford-affine next to the
+    working directory or the repository."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    from ..paths import PACKAGE_DIR
+    relative = Path("..") / "shared" / "data" / "oxford-affine"
+    candidates = [Path.cwd() / relative, PACKAGE_DIR.parents[1] / relative]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+def parse_methods(text: str) -> dict[str, str]:
+    """'a,label:model' -> {label: model}, in order."""
+    methods: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, _, model = item.rpartition(":")
+        label = label or model
+        if model not in MODELS:
+            raise ValueError(f"method {item!r}: unknown model {model!r}; models: "
+                             f"{', '.join(MODELS)}")
+        if label in methods:
+            raise ValueError(f"method label {label!r} given twice; use LABEL:MODEL to tell "
+                             "runs of one model apart")
+        methods[label] = model
+    if not methods:
+        raise ValueError("no methods given")
+    return methods
+
+
+def method_configs(methods: dict[str, str], weights: list[str], settings: list[str],
+                   runtime: str | None, device: str | None) -> dict[str, ExtractorConfig]:
+    from ..evaluation.homography import PROTOCOL_SETTINGS
+    values = {label: {"model": model, **PROTOCOL_SETTINGS[model]}
+              for label, model in methods.items()}
+    for label, model in methods.items():
+        if model not in ("orb", "sift"):
+            if runtime:
+                values[label]["runtime"] = runtime
+            if device:
+                values[label]["device"] = device
+    for text in weights:
+        label, sep, path = text.partition("=")
+        if not sep or label not in values:
+            raise ValueError(f"--weights {text!r}: expected METHOD=PATH with METHOD one of "
+                             f"{', '.join(values)}")
+        values[label]["weights"] = path
+    for text in settings:
+        target, sep, value = text.partition("=")
+        label, dot, field = target.partition(".")
+        if not sep or not dot or label not in values:
+            raise ValueError(f"--set {text!r}: expected METHOD.FIELD=VALUE with METHOD one of "
+                             f"{', '.join(values)}")
+        if field == "model":
+            raise ValueError("--set cannot change a method's model; use LABEL:MODEL in --methods")
+        values[label][field] = parse_value(field, value)
+    return {label: ExtractorConfig.from_mapping(v) for label, v in values.items()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", default=DEFAULT_METHODS,
+                        help=f"comma-separated MODEL or LABEL:MODEL (default {DEFAULT_METHODS})")
+    parser.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH")
+    parser.add_argument("--set", dest="settings", action="append", default=[],
+                        metavar="METHOD.FIELD=VALUE")
+    parser.add_argument("--runtime", default=None, help="runtime of the learned models")
+    parser.add_argument("--device", default=None, help="device of the learned models")
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"benchmark folder (default ${DATA_ENV} or ../shared/data/oxford-affine)")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/eval"))
+    parser.add_argument("--ransac-trials", type=int, default=10,
+                        help="RANSAC runs per pair on shuffled match orders for the spread "
+                             "(1 = protocol run only)")
+    parser.add_argument("--sequences", default=None, help="subset, e.g. graf,boat")
+    parser.add_argument("--targets", default=None, help="subset of K in img1->imgK, e.g. 2,3")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ..evaluation.homography import PROTOCOL_SETTINGS, evaluate_model, load_oxford_pairs
+    from ..evaluation.report import format_table, json_safe, plot_results
+    from ..models import create_model
+
+    data = args.data or default_data_dir()
+    try:
+        if args.ransac_trials < 1:
+            raise ValueError(f"--ransac-trials must be >= 1; got {args.ransac_trials}")
+        pairs = load_oxford_pairs(
+            data, args.sequences.split(",") if args.sequences else None,
+            [int(k) for k in args.targets.split(",")] if args.targets else None)
+        configs = method_configs(parse_methods(args.methods), args.weights, args.settings,
+                                 args.runtime, args.device)
+        models = {}
+        for label, config in configs.items():
+            try:
+                models[label] = create_model(config)
+            except (ValueError, FileNotFoundError, RuntimeError) as exc:
+                raise ValueError(f"method {label}: {exc}") from exc
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 2
+
+    from tqdm import tqdm
+    results: dict[str, dict] = {}
+    images: dict = {}
+    for label, model in models.items():
+        with tqdm(total=len(pairs), desc=f"evaluate {label}", unit="pair", disable=args.quiet,
+                  file=sys.stderr) as bar:
+            result = evaluate_model(model, pairs, ransac_trials=args.ransac_trials,
+                                    image_cache=images, progress=lambda _: bar.update())
+        result["model"] = configs[label].model
+        result["settings"] = configs[label].as_dict()
+        result["runtime"] = model.runtime_info()
+        results[label] = result
+
+    table = format_table(results)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "benchmark": "oxford-affine homography",
+        "data": str(Path(data).resolve()),
+        "protocol": {"matching": "mutual nearest neighbour, no ratio test",
+                     "homography": "cv2.findHomography RANSAC, 3 px",
+                     "mha_thresholds_px": [1, 3, 5], "mma_threshold_px": 3,
+                     "ransac_trials": args.ransac_trials,
+                     "protocol_settings": PROTOCOL_SETTINGS},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "methods": results,
+    }
+    (args.out / "results.json").write_text(json.dumps(json_safe(report), indent=1))
+    (args.out / "results.md").write_text(table + "\n")
+    plot_results(results, args.out / "results.png")
+    print(f"evaluate: wrote {args.out / 'results.json'}, results.md, results.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
