@@ -65,6 +65,7 @@ def test_summary_math():
     assert (s["mha@1"], s["mha@3"], s["mha@5"]) == (25.0, 50.0, 75.0)
     assert s["mma@3"] == pytest.approx(45.0)
     assert s["mha@3_mean"] == pytest.approx(37.5) and s["mha@3_std"] == pytest.approx(12.5)
+    assert s["mha@3_range"] == [25.0, 50.0]
     assert s["keypoints_per_image"] == pytest.approx(100.0)  # mean of (100+kb)/2
     assert s["seconds_per_image"] == pytest.approx(0.2)
     assert s["mha_curve"]["10"] == 75.0

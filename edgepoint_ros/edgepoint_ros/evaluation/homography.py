@@ -32,7 +32,8 @@ a different (equally valid) order moves MHA by 5-10 points (e.g. SIFT MHA@3
 70 or 75). The protocol figure `mha@t` uses the matches in matcher order
 (sorted by keypoint index in A); `ransac_trials` - 1 further runs shuffle the
 order with fixed seeds, and `mha@t_mean` / `mha@t_std` over all trials show how
-much of a difference between methods is RANSAC luck. MMA@3 and keypoint
+much of a difference between methods is RANSAC luck (`mha@t_range`: lowest
+and highest over the trials). MMA@3 and keypoint
 counts do not depend on the order.
 """
 from __future__ import annotations
@@ -201,6 +202,7 @@ def summarize(pair_results: list[dict], seconds: list[float]) -> dict:
         per_trial = 100.0 * np.mean(trials <= t, axis=0)
         summary[f"mha@{t}_mean"] = float(per_trial.mean())
         summary[f"mha@{t}_std"] = float(per_trial.std())
+        summary[f"mha@{t}_range"] = [float(per_trial.min()), float(per_trial.max())]
     summary["ransac_trials"] = int(trials.shape[1])
     summary["mha_curve"] = {str(t): float(100.0 * np.mean(errors <= t))
                             for t in CURVE_THRESHOLDS}

@@ -14,7 +14,8 @@ def format_table(results: dict[str, dict]) -> str:
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for label, result in results.items():
         s = result["summary"]
-        spread = (f"{s['mha@3_mean']:.1f} ± {s['mha@3_std']:.1f} (n={s['ransac_trials']})"
+        spread = (f"{s['mha@3_mean']:.1f} ± {s['mha@3_std']:.1f} "
+                  f"[{s['mha@3_range'][0]:.0f}-{s['mha@3_range'][1]:.0f}], n={s['ransac_trials']}"
                   if s.get("ransac_trials", 1) > 1 else "-")
         runtime = result.get("runtime", {})
         lines.append(
