@@ -56,9 +56,3 @@ class InferenceSession(ABC):
     @property
     @abstractmethod
     def output_names(self) -> list[str]: ...
-
-    def warmup(self, inputs: dict[str, np.ndarray], runs: int = 2) -> None:
-        """Run `inputs` a few times so one-off costs (TensorRT engine builds,
-        OpenVINO compilation for a new input shape, allocations) are paid now."""
-        for _ in range(runs):
-            self.run(inputs)

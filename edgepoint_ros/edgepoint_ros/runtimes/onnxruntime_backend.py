@@ -18,8 +18,9 @@ explicitly.
 TensorRT engines take seconds to minutes to build, so they are cached on disk
 (``<cache>/trt_engines``, together with TensorRT's timing cache) and a cached
 engine is reused when the model, shapes and flags match. The first run at a
-new input shape builds the engine; models call `warmup()` so that happens
-before the first real frame. FP16 on TensorRT is TensorRT's own fp16 mode
+new input shape builds the engine; `FeatureModel.warmup()` (the extractor
+node calls it at start-up) runs frames through first, so that happens before
+the first real frame. FP16 on TensorRT is TensorRT's own fp16 mode
 on the fp32 graph; INT8 is an explicitly quantized (QDQ, symmetric) graph
 with TensorRT's int8 mode on.
 """
