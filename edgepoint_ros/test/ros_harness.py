@@ -53,9 +53,10 @@ def start_node(executable: str, namespace: str, parameters: dict | None = None,
 
 def wait_ready(process: NodeProcess, text: str = "ready:", timeout: float = START_TIMEOUT_S):
     if not process.wait_for_log(text, timeout):
+        state = process.exit_description()
         process.stop()
         raise AssertionError(f"{process.name} did not become ready within {timeout} s "
-                             f"(exit status {process.returncode}); log {process.log_path}:\n"
+                             f"({state}); log {process.log_path}:\n"
                              f"{process.log_tail(30)}")
     return process
 

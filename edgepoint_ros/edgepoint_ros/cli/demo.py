@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -100,7 +101,7 @@ class Demo:
         for name in names:
             process = self.processes[name]
             if not process.alive():
-                raise DemoError(f"the {name} process exited with status {process.returncode} "
+                raise DemoError(f"the {name} process {process.exit_description()} "
                                 f"{during}; last lines of {process.log_path}:\n"
                                 f"{process.log_tail(15)}")
 
@@ -145,7 +146,11 @@ class Demo:
         # Everyone listens before the first frame leaves.
         self.probe.wait_until(lambda: self.probe.node.count_publishers("keypoints") > 0, 10.0)
         player = self.start("player", player_parameters)
-        record_images_at = time.monotonic() + max(0.0, args.duration - 2.0)
+        # The player holds its first frame until one subscription (the extractor's)
+        # listens; this process subscribes to `image` only after that, and only for
+        # the last seconds (for the picture), so it can never stand in for the extractor.
+        player.wait_for_log("first frame published", args.startup_timeout)
+        record_images_at = time.monotonic() + max(0.0, args.duration - 3.0)
         next_report = time.monotonic() + 2.0
         while player.alive():
             self.check_alive(["extractor", "matcher"], "while the demo ran")
@@ -257,8 +262,9 @@ class Demo:
             image_msg_to_array(images[stamp_to_ns(best.reference_stamp)]), xy(reference),
             image_msg_to_array(images[stamp_to_ns(best.header.stamp)]), xy(current),
             np.asarray(best.reference_indices), np.asarray(best.current_indices), max_lines=150)
-        caption = (f"{reference.model}: {len(best.distances)} matches between frames "
-                   f"{best.reference_sequence} and {best.current_sequence}")
+        caption = (f"{reference.model}: {len(best.distances)} matches between consecutive "
+                   f"processed frames (Keypoints sequence {best.reference_sequence} -> "
+                   f"{best.current_sequence})")
         cv2.rectangle(picture, (0, 0), (picture.shape[1], 34), (0, 0, 0), -1)
         cv2.putText(picture, caption, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
                     (255, 255, 255), 1, cv2.LINE_AA)
@@ -317,8 +323,16 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # Ctrl-C and a plain `kill` both end the demo through the same clean shutdown
+    # (also when started from a shell that ignores SIGINT for background jobs).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     demo = None
     try:
         demo = Demo(args)

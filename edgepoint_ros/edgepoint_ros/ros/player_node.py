@@ -171,6 +171,10 @@ class PlayerNode(Node):
                 compressed_image_msg(frame, header, self._values["jpeg_quality"]))
         self._published += 1
         self._publish_times.append(time.monotonic())
+        if self._published == 1:
+            self.get_logger().info(f"first frame published ("
+                                   f"{self._image_publisher.get_subscription_count()} "
+                                   f"subscription(s) on image)")
 
     def _finish(self) -> None:
         self._finishing = True

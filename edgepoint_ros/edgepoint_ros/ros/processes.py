@@ -116,6 +116,18 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def exit_description(self) -> str:
+        """'is running', 'exited with status N' or 'was killed by SIGKILL'."""
+        code = self.process.poll()
+        if code is None:
+            return "is running"
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with status {code}"
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -156,5 +168,5 @@ class NodeProcess:
         return self.process.returncode
 
     def __repr__(self) -> str:
-        state = "running" if self.alive() else f"exited {self.returncode}"
-        return f"<NodeProcess {self.name} pid {self.pid} {state}, log {self.log_path}>"
+        return f"<NodeProcess {self.name} pid {self.pid} {self.exit_description()}, " \
+               f"log {self.log_path}>"
