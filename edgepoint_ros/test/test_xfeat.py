@@ -105,9 +105,7 @@ def test_settings_are_applied(onnx_path):
     assert bordered.keypoints.min() >= 16 and bordered.keypoints[:, 0].max() < 868 - 16
     strict = make_model(onnx_path, max_keypoints=0, score_threshold=0.2).extract(image)
     assert 0 < len(strict) < len(base) and strict.scores.min() >= 0.2
-    # (ONNX Runtime here: this checks XFeat's resize handling, not a runtime's shape cache.)
-    small = make_model(onnx_path, resize_width=434, resize_height=300,
-                       runtime="onnxruntime").extract(image)
+    small = make_model(onnx_path, resize_width=434, resize_height=300).extract(image)
     assert small.image_size == (868, 600)  # keypoints stay in original pixels
     assert small.keypoints[:, 0].max() > 700 and small.keypoints[:, 1].max() > 450
     binary = make_model(onnx_path, binary_descriptors=True).extract(image)

@@ -36,6 +36,7 @@ The post-processing reproduces XFeat's sparse `detectAndCompute`:
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -85,7 +86,14 @@ class XFeatModel(FeatureModel):
         self.config = config.validate()
         self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         self.onnx_path = resolve_onnx(config.weights)
-        self.session = create_session(str(self.onnx_path), config)
+        # The runtime may compile for the configured size up front: give it the size the
+        # network really sees (rounded down to a multiple of 32).
+        session_config = config
+        if config.resize_width:
+            session_config = replace(
+                config, resize_width=max(_round_down(config.resize_width), INPUT_MULTIPLE),
+                resize_height=max(_round_down(config.resize_height), INPUT_MULTIPLE))
+        self.session = create_session(str(self.onnx_path), session_config)
         expected = {"descriptors", "keypoint_logits", "reliability"}
         if self.session.input_names != ["image"] or not expected <= set(self.session.output_names):
             raise ValueError(f"{self.onnx_path} is not an XFeat backbone: inputs "
@@ -103,8 +111,7 @@ class XFeatModel(FeatureModel):
         c = self.config
         target_w, target_h = ((c.resize_width, c.resize_height) if c.resize_width
                               else (width, height))
-        net_w = target_w // INPUT_MULTIPLE * INPUT_MULTIPLE
-        net_h = target_h // INPUT_MULTIPLE * INPUT_MULTIPLE
+        net_w, net_h = _round_down(target_w), _round_down(target_h)
         if net_w == 0 or net_h == 0:
             raise ImageError(f"XFeat needs images of at least {INPUT_MULTIPLE}x{INPUT_MULTIPLE} "
                              f"pixels; got {target_w}x{target_h}")
@@ -164,6 +171,10 @@ class XFeatModel(FeatureModel):
         descriptors = sample_bicubic(dense, grid[order])
         descriptors /= np.maximum(np.linalg.norm(descriptors, axis=1, keepdims=True), 1e-12)
         return keypoints, scores[order].astype(np.float32), descriptors
+
+
+def _round_down(size: int) -> int:
+    return size // INPUT_MULTIPLE * INPUT_MULTIPLE
 
 
 def keypoint_heatmap(logits: np.ndarray) -> np.ndarray:
