@@ -124,3 +124,23 @@ def test_rviz_layout_shows_both_debug_images():
     displays = layout["Visualization Manager"]["Displays"]
     topics = {d["Topic"]["Value"] for d in displays if d["Class"] == "rviz_default_plugins/Image"}
     assert topics == {"/keypoints/debug_image", "/matches/debug_image"}
+
+
+def test_the_node_runtime_path_does_not_import_torch():
+    """Robots run the nodes with onnxruntime/openvino + numpy + opencv only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, yaml\n"
+        "from edgepoint_ros.ros import extractor_node, matcher_node, player_node, parameters\n"
+        "from edgepoint_ros.models import create_model\n"
+        "from edgepoint_ros.ros.processes import config_path\n"
+        "values = yaml.safe_load(config_path('extractor.yaml').read_text())"
+        "['/**']['ros__parameters']\n"
+        "model = create_model(parameters.extractor_config(values))\n"
+        "model.extract(__import__('numpy').zeros((120, 160, 3), 'uint8'))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -49,6 +49,7 @@ class FrameStatistics:
         self._processing_ms: deque = deque(maxlen=latency_samples)
         self._per_frame: dict[str, deque] = {}
         self._problems_at_last_report = 0
+        self._started = time.monotonic()
 
     def count(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -87,8 +88,9 @@ class FrameStatistics:
                 while times and times[0] < now - self.window_s:
                     times.popleft()
             values = {name: str(value) for name, value in self.totals.items()}
-            values["input_rate_hz"] = f"{len(self._received_times) / self.window_s:.2f}"
-            values["processing_rate_hz"] = f"{len(self._processed_times) / self.window_s:.2f}"
+            window = max(min(self.window_s, now - self._started), 1e-3)  # young node: its age
+            values["input_rate_hz"] = f"{len(self._received_times) / window:.2f}"
+            values["processing_rate_hz"] = f"{len(self._processed_times) / window:.2f}"
             latencies = np.asarray(self._latencies_ms, np.float64)
             if latencies.size:
                 values["latency_ms_p50"] = f"{np.percentile(latencies, 50):.2f}"

@@ -19,10 +19,14 @@ too.
 
 A bad message (unsupported encoding, short data, corrupt JPEG, NaN pixels...)
 is counted as an error and logged (at most once per 5 s per kind of problem),
-and the node serves the next frame. Threshold parameters can change at run
-time; a change of model, weights, runtime, device or precision rebuilds the
-model (in the parameter callback, so a failing build is rejected with its
-reason and the old model keeps running).
+and the node serves the next frame.
+
+Parameters can change at run time (`ros2 param set`). Each change is validated
+through ExtractorConfig (a bad value is rejected with the reason). Threshold
+changes go to the running model when it takes them live
+(`FeatureModel.reconfigure`); any other change (model, weights, runtime,
+device, precision...) builds a new model in the parameter callback, so a build
+that fails is rejected with its reason and the old model keeps running.
 """
 from __future__ import annotations
 
