@@ -66,16 +66,16 @@ def diagnostics(probe):
 def orb(processes, probe):
     harness.wait_ready(processes["orb"])
     harness.wait_ready(processes["orb_matcher"])
-    return Node(probe, "/orb", processes["orb"], RELIABLE)
+    return ExtractorUnderTest(probe, "/orb", processes["orb"], RELIABLE)
 
 
 @pytest.fixture(scope="module")
 def learned(processes, probe):
     harness.wait_ready(processes["learned"])
-    return Node(probe, "/learned", processes["learned"], RELIABLE)
+    return ExtractorUnderTest(probe, "/learned", processes["learned"], RELIABLE)
 
 
-class Node:
+class ExtractorUnderTest:
     """Publishers and recordings around one extractor namespace."""
 
     def __init__(self, probe, namespace, process, image_qos):
@@ -88,18 +88,17 @@ class Node:
         assert probe.wait_for_subscribers(self.image), "extractor does not subscribe to image"
         assert probe.wait_for_subscribers(self.compressed)
 
-    def send(self, msg, publisher=None, timeout=10.0, retry_s=0.0):
+    def send(self, msg, timeout=10.0, retry_s=0.0):
         """Publish `msg` and return the Keypoints with its stamp (None on timeout).
-        With retry_s > 0 it republishes until then (best-effort subscriptions)."""
-        publisher = publisher or (self.compressed if isinstance(msg, CompressedImage)
-                                  else self.image)
+        With retry_s > 0 it republishes every retry_s seconds (for best-effort
+        subscriptions, which drop what arrives before discovery completes)."""
+        publisher = self.compressed if isinstance(msg, CompressedImage) else self.image
         stamp = msg.header.stamp
-        deadline_tries = max(1, int(timeout / retry_s)) if retry_s else 1
-        for _ in range(deadline_tries):
+        attempts, wait = (max(1, round(timeout / retry_s)), retry_s) if retry_s else (1, timeout)
+        for _ in range(attempts):
             publisher.publish(msg)
             found = self.keypoints.wait_for(
-                lambda m: harness.same_stamp(m.header.stamp, stamp),
-                retry_s if retry_s else timeout)
+                lambda m: harness.same_stamp(m.header.stamp, stamp), wait)
             if found is not None:
                 return found
         return None
