@@ -4,7 +4,9 @@ Used by the learned models at run time, on the network's outputs:
 
 1. Non-maximum suppression: a pixel survives when it equals the maximum of its
    (2r+1)x(2r+1) neighbourhood (grey dilation, the max-pool NMS of ALIKE and
-   EdgePoint) and its score is >= the threshold.
+   EdgePoint), that neighbourhood is not flat (its minimum is lower: on a
+   uniform region such as a black frame every pixel would otherwise be a
+   "maximum"), and its score is >= the threshold.
 2. Border: keypoints closer than `border` pixels to the image edge are dropped
    (the network sees zero padding there).
 3. Top-k: the `max_keypoints` highest scores are kept (0 = all); ties do not
@@ -41,7 +43,8 @@ def detect_keypoints(scores: np.ndarray, *, nms_radius: int = 2, score_threshold
     if nms_radius > 0:
         kernel = np.ones((2 * nms_radius + 1, 2 * nms_radius + 1), np.uint8)
         local_max = cv2.dilate(scores, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        candidates = (scores == local_max) & (scores >= score_threshold)
+        local_min = cv2.erode(scores, kernel, borderType=cv2.BORDER_REPLICATE)
+        candidates = (scores == local_max) & (local_min < scores) & (scores >= score_threshold)
     else:
         candidates = scores >= score_threshold
     if border > 0:

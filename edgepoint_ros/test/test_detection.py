@@ -43,3 +43,13 @@ def test_descriptor_sampling_hits_cell_centres_and_normalises():
 def test_bad_score_map_is_named():
     with pytest.raises(ValueError, match="score map must be 2-D"):
         detect_keypoints(np.zeros((1, 4, 4), np.float32))
+
+
+def test_flat_score_map_gives_no_keypoints():
+    # a black frame gives a constant score map: every pixel equals its local max
+    flat = np.full((64, 64), 0.3, np.float32)
+    kp, _ = detect_keypoints(flat, nms_radius=2, max_keypoints=100)
+    assert len(kp) == 0
+    flat[30, 30] = 0.5
+    kp, _ = detect_keypoints(flat, nms_radius=2, max_keypoints=100, subpixel=False)
+    assert kp.tolist() == [[30, 30]]
