@@ -95,3 +95,18 @@ def test_checkpoint_with_code_is_not_executed(tmp_path):
     with pytest.raises(ValueError, match="not a safe PyTorch checkpoint"):
         load_weights(evil)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_post_processing_changes_apply_without_rebuild(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    ckpt = tmp_path / "mine.pt"
+    save_checkpoint(_random_net(5), ckpt)
+    config = ExtractorConfig(model="edgepoint", weights=str(ckpt), max_keypoints=200,
+                             runtime="onnxruntime", device="cpu")
+    model = create_model(config)
+    image = np.random.default_rng(2).integers(0, 255, (128, 160, 3), np.uint8)
+    assert len(model.extract(image)) == 200
+    from dataclasses import replace
+    assert model.reconfigure(replace(config, max_keypoints=50))
+    assert len(model.extract(image)) == 50
+    assert not model.reconfigure(replace(config, precision="int8"))  # needs a new session

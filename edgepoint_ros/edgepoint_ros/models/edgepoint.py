@@ -92,6 +92,18 @@ class EdgePointModel(FeatureModel):
     def runtime_info(self) -> dict:
         return self.session.info()
 
+    # Settings read at extract time; changing only these needs no new session.
+    LIVE_SETTINGS = ("max_keypoints", "score_threshold", "nms_radius", "border", "subpixel",
+                     "resize_width", "resize_height")
+
+    def reconfigure(self, config: ExtractorConfig) -> bool:
+        changed = {name for name, value in config.as_dict().items()
+                   if getattr(self.config, name) != value}
+        if not changed <= set(self.LIVE_SETTINGS):
+            return False
+        self.config = config.validate()
+        return True
+
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
         """BGR image -> (1,3,H32,W32) RGB float32 [0,1] zero-padded to multiples
         of 32, and the x/y scale back to the original image."""
