@@ -6,6 +6,8 @@ says so), and on a machine that has them, for running there.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -201,3 +203,33 @@ def test_fallback_plan_tries_cpu_then_fp32():
     assert [str(c) for c in fallbacks] == ["openvino/cpu/int8", "openvino/cpu/fp32"]
     asked, fallbacks = plan(ExtractorConfig(device="gpu", fallback=False))
     assert [str(c) for c in asked] == ["openvino/gpu/fp32"] and fallbacks == []
+
+
+RELEASED = Path(__file__).resolve().parents[3] / "shared/models/edgepoint-official/EdgePoint.pt"
+
+
+def test_torch_reference_agrees_with_the_onnx_runtimes(tmp_path, monkeypatch):
+    if not RELEASED.is_file():
+        pytest.skip("needs ../shared (released EdgePoint checkpoint)")
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    from edgepoint_ros.models.edgepoint_net import export_onnx
+    onnx_path = str(export_onnx(RELEASED, tmp_path / "edgepoint.onnx"))
+    config = dict(model="edgepoint", weights=str(RELEASED), fallback=False)
+    torch_session = create_session(onnx_path, ExtractorConfig(runtime="torch", **config))
+    info = torch_session.info()
+    assert (info["runtime"], info["device"], info["precision"]) == ("torch", "cpu", "fp32")
+    image = tiny_input(64, 96, seed=5)
+    expected = torch_session.run({"image": image})
+    for runtime in ("onnxruntime", "openvino"):
+        got = create_session(onnx_path, ExtractorConfig(runtime=runtime, **config)).run(
+            {"image": image})
+        for name in ("scores", "descriptors"):
+            np.testing.assert_allclose(got[name], expected[name], atol=1e-4)
+
+
+def test_torch_runtime_refuses_what_it_cannot_do(tiny):
+    with pytest.raises(RuntimeUnavailable, match="no int8"):
+        create_session(tiny, ExtractorConfig(model="edgepoint", runtime="torch",
+                                             precision="int8", fallback=False))
+    with pytest.raises(ValueError, match="no network for model 'orb'"):
+        create_session(tiny, ExtractorConfig(model="orb", runtime="torch"))

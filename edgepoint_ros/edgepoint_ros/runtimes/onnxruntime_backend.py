@@ -77,7 +77,6 @@ def cuda_provider_options(device_id: int = 0) -> dict:
         "cudnn_conv_algo_search": "EXHAUSTIVE",
         "cudnn_conv_use_max_workspace": "1",
         "arena_extend_strategy": "kSameAsRequested",
-        "do_copy_in_default_stream": "1",
     }
 
 
