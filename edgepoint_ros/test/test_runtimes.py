@@ -233,3 +233,17 @@ def test_torch_runtime_refuses_what_it_cannot_do(tiny):
                                              precision="int8", fallback=False))
     with pytest.raises(ValueError, match="no network for model 'orb'"):
         create_session(tiny, ExtractorConfig(model="orb", runtime="torch"))
+
+
+def test_openvino_copes_with_a_configured_size_the_network_cannot_take(tmp_path, monkeypatch):
+    if not RELEASED.is_file():
+        pytest.skip("needs ../shared (released EdgePoint checkpoint)")
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    from edgepoint_ros.models.edgepoint_net import export_onnx
+    onnx_path = str(export_onnx(RELEASED, tmp_path / "edgepoint.onnx"))
+    # 300x434 is no multiple of EdgePoint's stride 32: the up-front static compile
+    # fails, the session must still open (dynamic) and run padded frames.
+    session = OpenVinoSession(onnx_path, "cpu", nominal_size=(300, 434))
+    assert session.info()["execution_devices"] == ["CPU"]
+    out = session.run({"image": tiny_input(320, 448)})
+    assert out["scores"].shape == (1, 1, 320, 448)

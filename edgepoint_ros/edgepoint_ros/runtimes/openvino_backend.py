@@ -15,9 +15,10 @@ Choices:
   get no hint.
 * Static shapes: a network exported with dynamic height/width is compiled
   for the concrete input shape (5% faster than dynamic on the CPU here, and
-  NPUs require it). The first compile uses the configured resize size or VGA
-  (480x640); a frame of another size compiles once more for that shape (the
-  last few shapes stay compiled).
+  NPUs require it). The first compile, which also proves the device works,
+  uses the configured resize size or VGA (480x640), or the dynamic network
+  when that size does not suit it; a frame of another size compiles once
+  more for that shape (the last few shapes stay compiled).
 * Compiled models are cached on disk (``CACHE_DIR``, under the package cache
   directory), so later starts skip most of the compile time.
 
@@ -117,7 +118,14 @@ class OpenVinoSession(InferenceSession):
         self._dynamic = any(port.get_partial_shape().is_dynamic for port in self._model.inputs)
         self._compiled: OrderedDict[tuple, tuple] = OrderedDict()
         first_shapes = self._nominal_shapes(nominal_size) if self._dynamic else None
-        self._last = self._compile(first_shapes)
+        try:
+            self._last = self._compile(first_shapes)
+        except (RuntimeUnavailable, ValueError):
+            if first_shapes is None:
+                raise
+            # The guessed size does not suit the network (e.g. not a multiple of
+            # its stride): compile it dynamic; frames still get static compiles.
+            self._last = self._compile(None)
         self._check_precision()
 
     # -- compiling ---------------------------------------------------------
@@ -139,7 +147,11 @@ class OpenVinoSession(InferenceSession):
         model = self._model
         if shapes:
             model = self._model.clone()
-            model.reshape(shapes)
+            try:
+                model.reshape(shapes)
+            except Exception as exc:
+                raise ValueError(f"{self._model_path} cannot take input shapes {shapes}: "
+                                 f"{str(exc).strip().splitlines()[0][:200]}") from exc
         try:
             compiled = core().compile_model(model, DEVICE_NAMES[self._device], self._properties)
         except Exception as exc:
