@@ -54,7 +54,7 @@ import numpy as np
 
 from ..config import ExtractorConfig
 from ..paths import opencv_sample_data_dir
-from ..runtimes.base import RuntimeUnavailable
+from ..runtimes.base import RuntimeUnavailable, first_line
 from ..runtimes.calibration import is_benchmark_image
 from ..runtimes.selection import AUTO_ORDER
 
@@ -150,7 +150,7 @@ def build(entries: list[Entry], sizes, images, say) -> tuple[list[Entry], list[s
             skipped.append(f"{what}: {reason.splitlines()[0][:150]}")
             continue
         except (FileNotFoundError, ImportError) as exc:
-            skipped.append(f"{what}: {str(exc).splitlines()[0][:150]}")
+            skipped.append(f"{what}: {first_line(exc, 150)}")
             continue
         entry.backend = f"{info.get('runtime', '?')}-{info.get('device', '?')}"
         entry.precision = info.get("precision", c.precision)

@@ -22,6 +22,12 @@ class RuntimeUnavailable(RuntimeError):
         self.reasons = list(reasons) or [message]
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of a runtime's (often multi-line, C++-traced) error message."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 class RuntimeFallbackWarning(RuntimeWarning):
     """The requested runtime/device/precision could not run; a fallback runs instead."""
 

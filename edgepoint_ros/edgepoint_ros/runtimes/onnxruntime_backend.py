@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import cache_dir
-from .base import InferenceSession, RuntimeUnavailable
+from .base import InferenceSession, RuntimeUnavailable, first_line
 
 DEVICE_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -149,7 +149,7 @@ class OnnxRuntimeSession(InferenceSession):
                 self._session = ort.InferenceSession(model_path, sess_options=options,
                                                      providers=provider_list(device, precision))
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            message = first_line(exc)
             if device != "cpu" and _looks_like_provider_failure(message):
                 raise RuntimeUnavailable(
                     f"ONNX Runtime could not start {DEVICE_PROVIDERS[device]}: {message}") from exc

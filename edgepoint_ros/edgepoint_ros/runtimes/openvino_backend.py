@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import cache_dir
-from .base import InferenceSession, RuntimeUnavailable
+from .base import InferenceSession, RuntimeUnavailable, first_line
 
 DEVICE_NAMES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
 DEVICES = tuple(DEVICE_NAMES)
@@ -107,7 +107,7 @@ class OpenVinoSession(InferenceSession):
         try:
             self._model = ov_core.read_model(model_path)
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            message = first_line(exc)
             raise ValueError(f"cannot load model {model_path} in OpenVINO: {message}") from exc
         self._model_path = model_path
         self._device = device
@@ -151,11 +151,11 @@ class OpenVinoSession(InferenceSession):
                 model.reshape(shapes)
             except Exception as exc:
                 raise ValueError(f"{self._model_path} cannot take input shapes {shapes}: "
-                                 f"{str(exc).strip().splitlines()[0][:200]}") from exc
+                                 f"{first_line(exc, 200)}") from exc
         try:
             compiled = core().compile_model(model, DEVICE_NAMES[self._device], self._properties)
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            message = first_line(exc)
             raise RuntimeUnavailable(
                 f"OpenVINO could not compile {self._model_path} for {DEVICE_NAMES[self._device]}: "
                 f"{message}") from exc
