@@ -8,6 +8,17 @@ corrupt JPEG. Every problem with a message raises `MessageError` (a
 ValueError) whose text names the field and the values, so a node can log it
 and carry on with the next message.
 
+Size limits: a header may declare any size (uint32 width and height, or a
+JPEG/PNG header claiming 60000x60000 pixels, a "decompression bomb"). Images
+larger than `max_pixels` (the extractor's `max_image_pixels` parameter,
+default MAX_IMAGE_PIXELS) are refused from the declared size, before any
+pixel buffer is allocated or any compressed data is decoded.
+
+Headers (`check_header`): a stamp that is not a time (negative seconds,
+nanoseconds >= 10^9) is an error; an unset stamp (0) or an empty frame_id is
+legal but useless downstream (no capture time, no optical frame), so it is
+returned as a warning and the frame is still processed.
+
 Keypoints: `features_to_keypoints_msg` / `keypoints_msg_to_features` follow the
 layout documented in edgepoint_msgs/msg/Keypoints.msg (row-major descriptors;
 binary descriptors packed MSB first, numpy.packbits order).
@@ -51,6 +62,29 @@ def ns_to_stamp(ns: int, stamp_type=None):
     return stamp
 
 
+def check_header(header) -> list[str]:
+    """Problems of a std_msgs/Header: raises MessageError for a stamp that is
+    not a time; returns warnings (unset stamp, empty frame_id) otherwise."""
+    sec, nanosec = int(header.stamp.sec), int(header.stamp.nanosec)
+    if sec < 0:
+        raise MessageError(f"header.stamp.sec is negative ({sec}): not a time")
+    if nanosec >= 1_000_000_000:
+        raise MessageError(f"header.stamp.nanosec is {nanosec}, not < 10^9: not a time")
+    warnings = []
+    if sec == 0 and nanosec == 0:
+        warnings.append("header.stamp is 0 (unset): consumers get no capture time")
+    if not header.frame_id:
+        warnings.append("header.frame_id is empty: consumers cannot tell the camera frame")
+    return warnings
+
+
+def _check_size(width: int, height: int, max_pixels: int, what: str) -> None:
+    if width * height > max_pixels:
+        raise MessageError(f"{what} of {width}x{height} pixels is larger than the "
+                           f"{max_pixels} pixels this node accepts (parameter "
+                           f"max_image_pixels)")
+
+
 def _encoding_layout(encoding: str) -> tuple[int, int, np.dtype]:
     """(bytes per channel, channels, dtype) of a supported encoding."""
     if encoding == "32FC1":
@@ -62,19 +96,19 @@ def _encoding_layout(encoding: str) -> tuple[int, int, np.dtype]:
     return depth_bits // 8, channels, np.dtype(typestr)
 
 
-def image_msg_to_array(msg) -> np.ndarray:
+def image_msg_to_array(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """sensor_msgs/Image -> HxW (grey, 16-bit or float) or HxWx3/4 BGR(A) array.
 
     The result is what `FeatureModel.extract` accepts; RGB, Bayer and YUV
-    encodings are converted to BGR. Raises MessageError naming the problem.
+    encodings are converted to BGR. 32FC1 values are taken as [0, 1] (the
+    model clips values outside); NaN or infinite values are refused. Raises
+    MessageError naming the problem.
     """
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     encoding = str(msg.encoding)
     if width == 0 or height == 0:
         raise MessageError(f"image is empty: {width}x{height} pixels (encoding {encoding!r})")
-    if width * height > MAX_IMAGE_PIXELS:
-        raise MessageError(f"image of {width}x{height} pixels is larger than the "
-                           f"{MAX_IMAGE_PIXELS} pixels this node accepts")
+    _check_size(width, height, max_pixels, "image")
     bytes_per_channel, channels, dtype = _encoding_layout(encoding)
     row_bytes = width * channels * bytes_per_channel
     if step < row_bytes:
@@ -82,9 +116,11 @@ def image_msg_to_array(msg) -> np.ndarray:
                            f"{width} * {channels * bytes_per_channel} = {row_bytes} "
                            f"(encoding {encoding!r})")
     data = memoryview(msg.data).cast("B")
-    if len(data) < step * height:
-        raise MessageError(f"image data has {len(data)} bytes, fewer than step * height = "
-                           f"{step} * {height} = {step * height}")
+    if len(data) != step * height:
+        relation = "fewer" if len(data) < step * height else "more"
+        raise MessageError(f"image data has {len(data)} bytes, {relation} than step * height = "
+                           f"{step} * {height} = {step * height} (width, height or step is "
+                           f"wrong)")
     rows = np.frombuffer(data, np.uint8, count=step * height).reshape(height, step)
     pixels = np.ascontiguousarray(rows[:, :row_bytes]).view(dtype)
     shape = (height, width) if channels == 1 else (height, width, channels)
@@ -104,8 +140,44 @@ def image_msg_to_array(msg) -> np.ndarray:
                            f"{target}: {exc}") from exc
 
 
-def compressed_msg_to_array(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage (JPEG, PNG, ...) -> BGR or grey array."""
+def compressed_image_size(data) -> tuple[int, int] | None:
+    """(width, height) a JPEG or PNG header declares, read without decoding;
+    None for other formats or a header that does not say."""
+    data = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 4 <= len(data):  # JPEG segments: FF marker, 2-byte length
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+            continue
+        if marker == 0xDA:  # start of scan: no frame header before it
+            return None
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        # Start of frame (SOF0-3, 5-7, 9-11, 13-15): precision, height, width.
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
+                      0xCE, 0xCF) and position + 9 <= len(data):
+            height = int.from_bytes(data[position + 5:position + 7], "big")
+            width = int.from_bytes(data[position + 7:position + 9], "big")
+            return (width, height) if height else None  # 0: height given later (DNL)
+        position += 2 + length
+    return None
+
+
+def compressed_msg_to_array(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG, PNG, ...) -> BGR or grey array.
+
+    JPEG and PNG images larger than `max_pixels` are refused from their header,
+    before decoding; other formats after decoding (OpenCV's own limit,
+    OPENCV_IO_MAX_IMAGE_PIXELS, 2^30 pixels by default, bounds the decoder)."""
     import cv2
 
     fmt = str(msg.format)
@@ -114,10 +186,19 @@ def compressed_msg_to_array(msg) -> np.ndarray:
     data = np.frombuffer(memoryview(msg.data).cast("B"), np.uint8)
     if data.size == 0:
         raise MessageError(f"compressed image is empty (0 bytes, format {fmt!r})")
-    image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
+    declared = compressed_image_size(data)
+    if declared is not None:
+        _check_size(*declared, max_pixels, f"compressed image (format {fmt!r})")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as exc:  # e.g. a size above OpenCV's own limit
+        raise MessageError(f"cannot decode compressed image ({data.size} bytes, format "
+                           f"{fmt!r}): {str(exc).strip().splitlines()[-1]}") from exc
     if image is None or image.size == 0:
         raise MessageError(f"cannot decode compressed image ({data.size} bytes, format "
                            f"{fmt!r}): corrupt or unsupported data")
+    _check_size(image.shape[1], image.shape[0], max_pixels,
+                f"compressed image (format {fmt!r})")
     return image
 
 
@@ -191,9 +272,12 @@ def features_to_keypoints_msg(features: Features, header, model: str, session_id
 
 
 def keypoints_msg_to_features(msg) -> Features:
-    """edgepoint_msgs/Keypoints -> Features; MessageError names any inconsistency."""
+    """edgepoint_msgs/Keypoints -> Features; MessageError names any inconsistency
+    (array lengths, NaN values, a stamp that is not a time, optional arrays
+    neither empty nor of length N)."""
     from edgepoint_msgs.msg import Keypoints
 
+    check_header(msg.header)
     x = np.frombuffer(msg.x, np.float32) if len(msg.x) else np.zeros(0, np.float32)
     y = np.frombuffer(msg.y, np.float32) if len(msg.y) else np.zeros(0, np.float32)
     scores = np.frombuffer(msg.scores, np.float32) if len(msg.scores) else np.zeros(0, np.float32)
@@ -203,6 +287,11 @@ def keypoints_msg_to_features(msg) -> Features:
                            f"{len(scores)} scores")
     if n and not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise MessageError("Keypoints contain NaN or infinite coordinates")
+    for name in ("track_ids", "track_ages", "x_normalized", "y_normalized"):
+        length = len(getattr(msg, name))
+        if length not in (0, n):
+            raise MessageError(f"Keypoints {name} has {length} values for {n} keypoints "
+                               f"(must be empty or one per keypoint)")
     dim = int(msg.descriptor_dim)
     if dim <= 0:
         raise MessageError(f"Keypoints descriptor_dim must be > 0; got {dim}")
