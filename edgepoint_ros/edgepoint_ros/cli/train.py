@@ -50,8 +50,8 @@ def ship(run_dir: Path, checkpoint: Path | None) -> int:
     from ..paths import SHIPPED_WEIGHTS_DIR
     source = checkpoint or run_dir / "best.pt"
     net = load_weights(source)  # validates architecture, refuses unsafe files
-    SHIPPED_WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     import torch
+    SHIPPED_WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     meta = torch.load(source, map_location="cpu", weights_only=True)
     extra = {k: v for k, v in meta.items() if k not in ("model", "config", "optimizer", "scheduler")}
     save_checkpoint(net, SHIPPED_WEIGHTS_DIR / SHIPPED_CHECKPOINT, source=str(source), **extra)

@@ -103,7 +103,8 @@ def validate(net: EdgePointNet, pairs, max_keypoints: int = 1000) -> dict:
         else:
             mma.append(0.0)
     net.train()
-    return {"val_ha3": correct / len(pairs), "val_mma3": float(np.mean(mma)),
+    # plain floats: checkpoints must load with torch.load(weights_only=True)
+    return {"val_ha3": float(correct) / len(pairs), "val_mma3": float(np.mean(mma)),
             "val_keypoints": float(np.mean(counts))}
 
 
