@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 from .. import config as config_module
 from ..config import ExtractorConfig
+from ..geometry import VERIFICATION_METHODS
+from ..tracking import REFERENCE_MODES, TrackerConfig
 from .qos import PROFILE_NAMES
 
 
@@ -36,6 +38,10 @@ class ParameterSpec:
 
     def check(self, value) -> str | None:
         """None when `value` is acceptable, else the reason it is not."""
+        if isinstance(self.default, list):  # string arrays (e.g. camera names)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                return f"parameter {self.name} must be a list of strings; got {value!r}"
+            return None
         expected = type(self.default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -94,6 +100,13 @@ def _diagnostics_period() -> ParameterSpec:
                          read_only=True, minimum=0.05, maximum=60.0)
 
 
+def _calibration_max_age() -> ParameterSpec:
+    return ParameterSpec("calibration_max_age", 1.0,
+                         "Seconds a CameraInfo may be older than the image it is used for; older "
+                         "means its publisher stopped, and keypoints go out without normalised "
+                         "coordinates (with a warning). 0 = never stale.", minimum=0.0)
+
+
 EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
     ParameterSpec("qos", "sensor_data",
                   "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
@@ -105,7 +118,59 @@ EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
                   "Dummy frames run through the model at start-up so that first-frame "
                   "costs do not land on the first real image.", read_only=True,
                   minimum=0, maximum=100),
+    _calibration_max_age(),
     _diagnostics_period(),
+)
+
+
+_TRACKER_DEFAULTS = TrackerConfig()
+
+# Descriptor matching (matcher: frame to reference frame; stereo: left to right).
+_MATCHING_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("mutual", _TRACKER_DEFAULTS.mutual,
+                  "Keep only mutual nearest neighbours (cross-check)."),
+    ParameterSpec("ratio", _TRACKER_DEFAULTS.ratio,
+                  "Lowe ratio test: keep a match when best / second-best distance < ratio; "
+                  "0 disables the test (the seed report uses 0.7).", minimum=0.0, maximum=1.0),
+    ParameterSpec("max_distance", _TRACKER_DEFAULTS.max_distance,
+                  "Reject matches whose descriptor distance is above this (L2 for float "
+                  "descriptors, bits for binary ones); 0 = no limit.", minimum=0.0),
+)
+
+# Geometric verification of the matches (geometry.verify_matches).
+_VERIFICATION_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("verification", _TRACKER_DEFAULTS.verification,
+                  "Geometric verification of the matches: fundamental (F by RANSAC, any static "
+                  "scene), homography (planar scenes, pure rotation) or none. Inlier flags go "
+                  "to Matches.inliers; only verified matches continue a track.",
+                  choices=VERIFICATION_METHODS),
+    ParameterSpec("ransac_threshold_px", _TRACKER_DEFAULTS.ransac_threshold_px,
+                  "RANSAC inlier threshold in pixels: distance to the epipolar line (F) or "
+                  "reprojection error (H); the seed report's f_rej_th, VINS uses 1.",
+                  minimum=1e-3, maximum=100.0),
+    ParameterSpec("ransac_confidence", _TRACKER_DEFAULTS.ransac_confidence,
+                  "RANSAC confidence (probability of drawing one all-inlier sample).",
+                  minimum=0.5, maximum=0.999999),
+    ParameterSpec("ransac_max_iters", _TRACKER_DEFAULTS.ransac_max_iters,
+                  "RANSAC iterations at most.", minimum=1, maximum=100000),
+)
+
+# Reference frame and keyframe policy (tracking.Tracker).
+_KEYFRAME_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("reference", _TRACKER_DEFAULTS.reference,
+                  "Frame each new frame is matched to: previous (every frame; VINS-style) or "
+                  "keyframe (the last keyframe, less drift over slow motion).",
+                  choices=REFERENCE_MODES),
+    ParameterSpec("keyframe_min_inliers", _TRACKER_DEFAULTS.keyframe_min_inliers,
+                  "reference=keyframe: a frame with fewer verified matches to the keyframe "
+                  "becomes the next keyframe.", minimum=0),
+    ParameterSpec("keyframe_min_tracked_ratio", _TRACKER_DEFAULTS.keyframe_min_tracked_ratio,
+                  "reference=keyframe: a frame whose verified matches are fewer than this "
+                  "fraction of the keyframe's keypoints becomes the next keyframe.",
+                  minimum=0.0, maximum=1.0),
+    ParameterSpec("keyframe_max_frames", _TRACKER_DEFAULTS.keyframe_max_frames,
+                  "reference=keyframe: a frame this many frames after the keyframe becomes "
+                  "the next keyframe (0 = no limit).", minimum=0),
 )
 
 MATCHER_PARAMETERS: tuple[ParameterSpec, ...] = (
@@ -113,16 +178,17 @@ MATCHER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "QoS of the keypoints subscription: reliable (depth 10, no frame lost "
                   "between extractor and matcher) or sensor_data (best effort).",
                   read_only=True, choices=PROFILE_NAMES),
-    ParameterSpec("mutual", True,
-                  "Keep only mutual nearest neighbours (cross-check)."),
-    ParameterSpec("ratio", 0.0,
-                  "Lowe ratio test: keep a match when best / second-best distance < ratio; "
-                  "0 disables the test.", minimum=0.0, maximum=1.0),
-    ParameterSpec("max_distance", 0.0,
-                  "Reject matches whose descriptor distance is above this (L2 for float "
-                  "descriptors, bits for binary ones); 0 = no limit.", minimum=0.0),
+    *_MATCHING_PARAMETERS,
+    *_VERIFICATION_PARAMETERS,
+    *_KEYFRAME_PARAMETERS,
+    _calibration_max_age(),
+    ParameterSpec("publish_vins_features", False,
+                  "Publish `feature` (sensor_msgs/PointCloud in VINS-Fusion's feature-tracker "
+                  "layout: normalised points, channels id, camera, u, v, velocity x, y); needs "
+                  "CameraInfo. Remap it to /feature_tracker/feature for VINS-Fusion.",
+                  read_only=True),
     ParameterSpec("publish_debug_image", True,
-                  "Publish matches/debug_image (track lines from the previous to the "
+                  "Publish matches/debug_image (track lines from the reference to the "
                   "current position) while someone subscribes to it."),
     ParameterSpec("debug_background", "image",
                   "What matches/debug_image is drawn on: 'image' = the camera frame with "
@@ -165,10 +231,37 @@ PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
     _diagnostics_period(),
 )
 
+STEREO_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
+    ParameterSpec("cameras", ["left", "right"],
+                  "Camera names, 2 or more: camera <name> is read from <name>/image and "
+                  "<name>/camera_info, its keypoints go to <name>/keypoints. The first two "
+                  "form the stereo pair whose matches go to stereo/matches.", read_only=True),
+    ParameterSpec("slop", 0.005,
+                  "Largest stamp difference in seconds between the frames of one synchronised "
+                  "set; keep it below half the frame period.", read_only=True,
+                  minimum=0.0, maximum=10.0),
+    ParameterSpec("queue_size", 10,
+                  "Frames per camera waiting for their partners; beyond it the oldest is "
+                  "dropped (counted as queue_overflow).", read_only=True,
+                  minimum=1, maximum=1000),
+    ParameterSpec("qos", "sensor_data",
+                  "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
+                  "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
+    *_MATCHING_PARAMETERS,
+    *_VERIFICATION_PARAMETERS,
+    _calibration_max_age(),
+    ParameterSpec("warmup_runs", 2,
+                  "Dummy frames run through the model at start-up so that first-frame "
+                  "costs do not land on the first real image.", read_only=True,
+                  minimum=0, maximum=100),
+    _diagnostics_period(),
+)
+
 NODE_PARAMETERS: dict[str, tuple[ParameterSpec, ...]] = {
     "extractor": EXTRACTOR_PARAMETERS,
     "matcher": MATCHER_PARAMETERS,
     "player": PLAYER_PARAMETERS,
+    "stereo": STEREO_PARAMETERS,
 }
 
 
@@ -212,3 +305,9 @@ def extractor_config(values: dict[str, Any]) -> ExtractorConfig:
     """The ExtractorConfig held by a dict of extractor parameter values (validated)."""
     return ExtractorConfig.from_mapping({name: values[name]
                                          for name in ExtractorConfig.field_names()})
+
+
+def tracker_config(values: dict[str, Any]) -> TrackerConfig:
+    """The TrackerConfig held by a dict of matcher parameter values (validated)."""
+    return TrackerConfig.from_mapping({name: values[name]
+                                       for name in TrackerConfig.field_names()})

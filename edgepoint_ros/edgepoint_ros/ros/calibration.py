@@ -1,0 +1,119 @@
+"""CameraInfo for the nodes: the newest calibration of one camera, and whether it fits a frame.
+
+`CameraInfoListener` subscribes to one `sensor_msgs/CameraInfo` topic and
+keeps the newest message as a `camera_models.CameraModel`. For each frame a
+node asks `camera_for(stamp_ns, width, height)`: the model when the
+calibration is usable for that frame, else None, and the frame goes out
+without normalised coordinates. Why not is one of these states (the
+`calibration` value in /diagnostics):
+
+* ``missing``: no CameraInfo received yet;
+* ``invalid``: the newest CameraInfo cannot be used (all-zero K as published by
+  uncalibrated drivers and by the player, an unknown distortion model, a D of
+  the wrong length, NaNs...). It is counted (`camera_info_invalid`), never
+  raised: a broken calibration publisher must not stop the keypoints;
+* ``stale``: the newest CameraInfo is older than the frame by more than
+  `max_age_s` (drivers publish one with every image, so an old one means
+  its publisher stopped);
+* ``size``: the calibration is for another image size;
+* ``ok``: usable.
+
+Logging: one warning when the state changes to a problem (its reason and
+what happens), one info line when it becomes ``ok`` again; nothing per frame.
+"missing" is only warned about once no CameraInfo has arrived within
+`MISSING_GRACE_S` of the first frame: a driver's first CameraInfo may arrive
+just after its first image.
+
+Thread safety: the subscription callback (executor thread) and `camera_for`
+(a node's worker thread) share the state under a lock.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from ..camera_models import CameraModel, calibration_status
+from .qos import qos_profile
+
+STATES = ("missing", "invalid", "stale", "size", "ok")
+MISSING_GRACE_S = 1.0
+
+
+class CameraInfoListener:
+    """The newest calibration published on `topic` (relative to `node`'s namespace)."""
+
+    def __init__(self, node, topic: str = "camera_info", max_age_s: float = 1.0):
+        from sensor_msgs.msg import CameraInfo
+
+        self.topic = topic
+        self.max_age_s = float(max_age_s)  # may be changed at run time
+        self._logger = node.get_logger()
+        self._lock = threading.Lock()
+        self._camera: CameraModel | None = None
+        self._invalid_reason = ""
+        self._received = 0
+        self._invalid = 0
+        self._state = "missing"
+        self._reported_state: str | None = None  # the state the log last announced
+        self._first_frame_time: float | None = None
+        # Best effort matches both reliable and best-effort CameraInfo publishers.
+        node.create_subscription(CameraInfo, topic, self._on_camera_info,
+                                 qos_profile("sensor_data"))
+        self._resolved_topic = node.resolve_topic_name(topic)
+
+    def _on_camera_info(self, msg) -> None:
+        try:
+            camera = CameraModel.from_camera_info(msg)
+            problem = ""
+        except (ValueError, TypeError) as error:
+            camera, problem = None, str(error)
+        with self._lock:
+            self._received += 1
+            self._camera = camera
+            self._invalid_reason = problem
+            if problem:
+                self._invalid += 1
+
+    def camera_for(self, stamp_ns: int, width: int, height: int) -> CameraModel | None:
+        """The calibration to normalise a width x height frame stamped `stamp_ns`
+        with, or None (the reason is in `state` and was logged once)."""
+        now = time.monotonic()
+        with self._lock:
+            camera, invalid_reason = self._camera, self._invalid_reason
+            if self._first_frame_time is None:
+                self._first_frame_time = now
+            waited = now - self._first_frame_time
+        if invalid_reason:
+            state = "invalid"
+            message = (f"unusable CameraInfo on {self._resolved_topic}: {invalid_reason}; "
+                       "publishing keypoints without normalised coordinates")
+        else:
+            status = calibration_status(camera, stamp_ns, width, height, self.max_age_s)
+            state, message = status.reason, status.message
+            if state == "missing":
+                message = f"{message} (topic {self._resolved_topic})"
+        self._set_state(state, message, report=state != "missing" or waited >= MISSING_GRACE_S)
+        return camera if state == "ok" else None
+
+    def _set_state(self, state: str, message: str, report: bool) -> None:
+        with self._lock:
+            self._state = state
+            if not report or state == self._reported_state:
+                return
+            self._reported_state = state
+        if state == "ok":
+            self._logger.info(f"calibration from {self._resolved_topic} in use")
+        else:
+            self._logger.warning(message)
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._state
+
+    def diagnostics(self, prefix: str = "") -> dict[str, str]:
+        """calibration state and CameraInfo counters for /diagnostics."""
+        with self._lock:
+            return {f"{prefix}calibration": self._state,
+                    f"{prefix}camera_info_received": str(self._received),
+                    f"{prefix}camera_info_invalid": str(self._invalid)}
