@@ -12,6 +12,11 @@ MODELS = ("edgepoint", "xfeat", "orb", "sift")
 RUNTIMES = ("auto", "onnxruntime", "openvino", "torch")
 DEVICES = ("auto", "cpu", "cuda", "tensorrt", "gpu", "npu")
 PRECISIONS = ("fp32", "fp16", "int8")
+# Bounds beyond which a setting is a mistake, not a choice: an NMS window of
+# (2 * 100 + 1)^2 pixels already costs more than the network; no network input
+# is smaller than one 32-pixel cell or larger than a 16K frame.
+MAX_NMS_RADIUS = 100
+MIN_RESIZE, MAX_RESIZE = 32, 16384
 
 
 @dataclass
@@ -66,6 +71,17 @@ class ExtractorConfig:
                              f"or both > 0; got {self.resize_width}x{self.resize_height}")
         if self.score_threshold != self.score_threshold:  # NaN
             raise ValueError("score_threshold must be a number, got NaN")
+        if not 0.0 <= self.score_threshold < float("inf"):
+            raise ValueError("score_threshold must be >= 0 and finite (scores are "
+                             f"probabilities or detector responses); got {self.score_threshold}")
+        if self.nms_radius > MAX_NMS_RADIUS:
+            raise ValueError(f"nms_radius must be <= {MAX_NMS_RADIUS} pixels; got "
+                             f"{self.nms_radius}")
+        for name in ("resize_width", "resize_height"):
+            value = getattr(self, name)
+            if value and not MIN_RESIZE <= value <= MAX_RESIZE:
+                raise ValueError(f"{name} must be 0 (native size) or in [{MIN_RESIZE}, "
+                                 f"{MAX_RESIZE}] pixels; got {value}")
         return self
 
     def as_dict(self) -> dict:
