@@ -203,24 +203,37 @@ def keypoints_message(typestore, features, result: TrackResult | None, *, stamp_
         y_normalized=empty_f if normalized is None else np.ascontiguousarray(normalized[:, 1]))
 
 
+def matches_fields(result: TrackResult, *, session_id: int, reference_sequence: int,
+                   current_sequence: int, current_num_keypoints: int) -> dict:
+    """The edgepoint_msgs/Matches fields (all but header; reference_stamp as
+    `reference_stamp_ns`) of a tracked frame against its reference, as ints
+    and numpy arrays. One mapping for the bag writer and the matcher node."""
+    return {
+        "reference_stamp_ns": int(result.reference_stamp_ns),
+        "session_id": int(session_id),
+        "reference_sequence": int(reference_sequence),
+        "current_sequence": int(current_sequence),
+        "reference_num_keypoints": int(result.reference_num_keypoints),
+        "current_num_keypoints": int(current_num_keypoints),
+        "reference_indices": result.reference_indices.astype(np.uint32),
+        "current_indices": result.current_indices.astype(np.uint32),
+        "distances": result.distances.astype(np.float32),
+        "verification": result.verification.code,
+        "inliers": result.message_inliers().astype(bool),
+    }
+
+
 def matches_message(typestore, result: TrackResult, *, stamp_ns: int, frame_id: str,
                     session_id: int, current_sequence: int, current_num_keypoints: int):
     """edgepoint_msgs/Matches (rosbags class) of a tracked frame against its
     reference; `result.reference_tag` must be the reference's Keypoints sequence."""
-    Matches = typestore.types[MATCHES_TYPE]
-    return Matches(
-        header=_header(typestore, stamp_ns, frame_id),
-        reference_stamp=_time(typestore, result.reference_stamp_ns),
-        session_id=int(session_id),
-        reference_sequence=int(result.reference_tag),
-        current_sequence=int(current_sequence),
-        reference_num_keypoints=int(result.reference_num_keypoints),
-        current_num_keypoints=int(current_num_keypoints),
-        reference_indices=result.reference_indices.astype(np.uint32),
-        current_indices=result.current_indices.astype(np.uint32),
-        distances=result.distances.astype(np.float32),
-        verification=result.verification.code,
-        inliers=result.message_inliers().astype(bool))
+    values = matches_fields(result, session_id=session_id,
+                            reference_sequence=int(result.reference_tag),
+                            current_sequence=current_sequence,
+                            current_num_keypoints=current_num_keypoints)
+    reference_stamp = _time(typestore, values.pop("reference_stamp_ns"))
+    return typestore.types[MATCHES_TYPE](header=_header(typestore, stamp_ns, frame_id),
+                                         reference_stamp=reference_stamp, **values)
 
 
 # -- the offline pipeline ------------------------------------------------------
