@@ -23,6 +23,7 @@ from .. import config as config_module
 from ..config import ExtractorConfig
 from ..geometry import VERIFICATION_METHODS
 from ..tracking import REFERENCE_MODES, TrackerConfig
+from .conversions import MAX_IMAGE_PIXELS
 from .qos import PROFILE_NAMES
 
 
@@ -118,6 +119,10 @@ EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
                   "Dummy frames run through the model at start-up so that first-frame "
                   "costs do not land on the first real image.", read_only=True,
                   minimum=0, maximum=100),
+    ParameterSpec("max_image_pixels", MAX_IMAGE_PIXELS,
+                  "Largest image (width * height) accepted; a larger one is refused from "
+                  "its declared size (Image header, JPEG/PNG header) before any pixel "
+                  "buffer is allocated or anything decoded.", minimum=1),
     _calibration_max_age(),
     _diagnostics_period(),
 )
