@@ -55,10 +55,14 @@ class InferenceSession(ABC):
     def read_info(self) -> dict:
         """The backend's part of `info()`, read back from the runtime."""
 
-    @property
-    @abstractmethod
-    def input_names(self) -> list[str]: ...
+    # Backends set these to the network's input and output names.
+    _inputs: list[str]
+    _outputs: list[str]
 
     @property
-    @abstractmethod
-    def output_names(self) -> list[str]: ...
+    def input_names(self) -> list[str]:
+        return list(self._inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)

@@ -178,14 +178,6 @@ class OnnxRuntimeSession(InferenceSession):
         return {"runtime": self.runtime, "device": running, "precision": self._precision,
                 "providers": list(providers), "model": self._model_path}
 
-    @property
-    def input_names(self) -> list[str]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
 
 def _looks_like_provider_failure(message: str) -> bool:
     lowered = message.lower()

@@ -212,14 +212,6 @@ class OpenVinoSession(InferenceSession):
                 "inference_precision": self._inference_precision(),
                 "model": self._model_path}
 
-    @property
-    def input_names(self) -> list[str]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
 
 def missing_hint(device: str) -> str:
     """What a machine needs for `device` (empty for the CPU)."""

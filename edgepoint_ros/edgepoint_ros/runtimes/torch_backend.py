@@ -132,11 +132,3 @@ class TorchSession(InferenceSession):
         return {"runtime": self.runtime, "device": parameter.device.type,
                 "precision": {self._torch.float16: "fp16"}.get(parameter.dtype, "fp32"),
                 "torch_version": self._torch.__version__, "model": self._weights}
-
-    @property
-    def input_names(self) -> list[str]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
