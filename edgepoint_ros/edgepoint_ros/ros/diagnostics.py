@@ -116,29 +116,50 @@ class ThrottledLog:
     `severity` is "error" or "warning". (rclpy remembers the severity of each
     logging call site and refuses a different one there, hence one call per
     severity below.)
+
+    It remembers at most `max_kinds` kinds: texts carry message fields (a
+    frame_id, an encoding), so a sender of ever-different garbage must not
+    grow this table without bound; kinds not logged within the period go first.
     """
 
-    def __init__(self, logger, severity: str, period_s: float = 5.0):
+    def __init__(self, logger, severity: str, period_s: float = 5.0, max_kinds: int = 256):
         if severity not in ("error", "warning"):
             raise ValueError(f"severity must be 'error' or 'warning'; got {severity!r}")
         self._logger = logger
         self._severity = severity
         self._period_s = period_s
+        self._max_kinds = max_kinds
+        self._lock = threading.Lock()  # called from the executor and worker threads
         self._last: dict[str, tuple[float, int]] = {}
 
     def __call__(self, text: str) -> None:
         kind = re.sub(r"\d+", "#", text)
         now = time.monotonic()
-        last_time, suppressed = self._last.get(kind, (-float("inf"), 0))
-        if now - last_time < self._period_s:
-            self._last[kind] = (last_time, suppressed + 1)
-            return
+        with self._lock:
+            last_time, suppressed = self._last.get(kind, (-float("inf"), 0))
+            if now - last_time < self._period_s:
+                self._last[kind] = (last_time, suppressed + 1)
+                return
+            if kind not in self._last and len(self._last) >= self._max_kinds:
+                self._forget(now)
+            self._last[kind] = (now, 0)
         note = f" ({suppressed} similar not logged)" if suppressed else ""
         if self._severity == "error":
             self._logger.error(text + note)
         else:
             self._logger.warning(text + note)
-        self._last[kind] = (now, 0)
+
+    def _forget(self, now: float) -> None:
+        """Make room: drop kinds whose period is over, else the oldest one."""
+        expired = [k for k, (t, _) in self._last.items() if now - t >= self._period_s]
+        for k in expired:
+            del self._last[k]
+        if len(self._last) >= self._max_kinds:
+            del self._last[next(iter(self._last))]
+
+    def __len__(self) -> int:
+        """Number of kinds remembered."""
+        return len(self._last)
 
 
 class DiagnosticsPublisher:
