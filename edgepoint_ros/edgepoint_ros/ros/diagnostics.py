@@ -132,8 +132,10 @@ class ThrottledLog:
         self._lock = threading.Lock()  # called from the executor and worker threads
         self._last: dict[str, tuple[float, int]] = {}
 
-    def __call__(self, text: str) -> None:
-        kind = re.sub(r"\d+", "#", text)
+    def __call__(self, text: str, kind: str | None = None) -> None:
+        """Log `text` unless its kind was logged within the period; `kind`
+        defaults to the text (e.g. pass the problem without the frame details)."""
+        kind = re.sub(r"\d+", "#", text if kind is None else kind)
         now = time.monotonic()
         with self._lock:
             last_time, suppressed = self._last.get(kind, (-float("inf"), 0))
