@@ -3,7 +3,7 @@
 One set of node processes serves the whole module (started in parallel once):
     /learned  extractor with config/extractor.yaml as shipped (the learned default model)
     /orb      extractor (model orb: fast, deterministic) + matcher, reliable image QoS
-    /match    matcher alone, fed hand-made Keypoints
+    /match    matcher alone (verification none), fed hand-made Keypoints
 Short-lived processes (player, a misconfigured extractor) are started by the
 tests that need them. The test talks to the nodes through a real rclpy node
 (`Probe`) in this process.
@@ -44,7 +44,8 @@ def processes():
         "orb": harness.start_node("extractor", "/orb", {**FAST, "model": "orb",
                                                         "qos": "reliable", "max_keypoints": 500}),
         "orb_matcher": harness.start_node("matcher", "/orb", FAST),
-        "matcher": harness.start_node("matcher", "/match", FAST),
+        # No geometric verification: the hand-made Keypoints below have random positions.
+        "matcher": harness.start_node("matcher", "/match", {**FAST, "verification": "none"}),
     }
     with harness.stopped(*started.values()):
         yield started

@@ -1,37 +1,54 @@
-"""Matcher node: each Keypoints frame matched against the previous one.
+"""Matcher node: the tracking front end of one camera (track ids, verified matches, VINS output).
 
 Topics
-    in   keypoints            edgepoint_msgs/Keypoints
+    in   keypoints            edgepoint_msgs/Keypoints (from the extractor)
+    in   camera_info          sensor_msgs/CameraInfo (optional): normalised coordinates,
+                              velocities, RANSAC on undistorted pixels
     in   image                sensor_msgs/Image, only while matches/debug_image has
                               subscribers and debug_background is 'image'
-    out  matches              edgepoint_msgs/Matches (one per frame that has a reference)
+    out  keypoints/tracked    edgepoint_msgs/Keypoints: the input frame plus track_ids,
+                              track_ages and (with calibration) x/y_normalized
+    out  matches              edgepoint_msgs/Matches against the reference frame (none for
+                              the first frame of a sequence), with RANSAC inlier flags
+    out  feature              sensor_msgs/PointCloud in VINS-Fusion's feature-tracker layout
+                              (publish_vins_features; see vins_output.py). VINS-Fusion
+                              reads /feature_tracker/feature: remap
+                              `-r feature:=/feature_tracker/feature`
     out  matches/debug_image  sensor_msgs/Image, only while subscribed
-    out  /diagnostics         matches_per_frame, resets, sequence_gaps, latency...
+    out  /diagnostics         matches / inliers / tracked per frame, keyframes, resets,
+                              calibration state, latency...
 
-Matching is `edgepoint_ros.matching.match_descriptors` (mutual nearest
-neighbour, optional ratio test and distance limit: parameters mutual, ratio,
-max_distance, changeable at run time). `FrameMatcher` holds the stream logic
-and no ROS: it never pairs frames that should not be paired. It starts over
-(the frame becomes the new reference, nothing is published for it, the reset
-is counted and logged) when
+Tracking is `tracking.Tracker` (ids, ages, keyframes, velocities) configured by
+one parameter per `TrackerConfig` field (mutual, ratio, max_distance,
+verification, ransac_*, reference, keyframe_*), all changeable at run time
+(a bad value is refused with the reason). `TrackingFrontEnd` holds the
+stream logic and no ROS: it never tracks across frames that should not be
+paired. A new sequence starts (the tracker resets: the frame gets new ids and
+no Matches; the reset is counted and logged) when
   * the extractor's session_id changes (the extractor restarted: its sequence
     numbers and maybe its model are new),
   * the descriptor type or dimension changes (e.g. the model parameter changed),
-  * the stamp goes backwards (a bag or player looped).
+  * the stamp does not advance (a bag or player looped, or a frame came twice).
+Track ids keep counting across resets, so an id is never reused.
+
 The matcher follows the newest-frame policy like the extractor (newest_frame.py):
-when matching is slower than the input, it matches the newest frame against
-the last one it matched and counts the frames in between as frames_skipped.
-sequence_gaps counts every extractor frame that was not matched (skipped here,
-or lost on the way: sequence_gaps - frames_skipped).
+when tracking is slower than the input, it tracks the newest frame and counts
+the frames in between as frames_skipped. sequence_gaps counts every extractor
+frame that was not tracked (skipped here, or lost on the way).
+
+CameraInfo (calibration.py): used when it is valid, not older than
+calibration_max_age and made for the keypoints' image size; otherwise the
+frame is tracked without it (no normalised coordinates, no `feature` output,
+counted as vins_frames_without_calibration) and the problem is warned about
+once. The player's CameraInfo has K = 0 (uncalibrated) and is reported as
+invalid.
 
 Debug image, made for RViz's Image display: the current camera frame (the
 `image` message with the same stamp; a dark canvas if it is not at hand or
-debug_background is 'blank') with, for each match, a green line from the
-keypoint's position in the reference frame to its position now (the classic
-visual-odometry "flow" view) and grey circles on unmatched keypoints.
-
-The geometric verification, tracking and VINS output that come later plug in
-after `FrameMatcher.push` (they get both frames and the index pairs).
+debug_background is 'blank') with, for each accepted match (verified, or
+every match with verification none), a green line from the keypoint's
+position in the reference frame to its position now (the classic
+visual-odometry "flow" view) and grey circles on the other keypoints.
 """
 from __future__ import annotations
 
@@ -44,18 +61,23 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.node import Node
 
+from ..bags import matches_fields
 from ..features import Features
-from ..matching import match_descriptors
+from ..tracking import Tracker, TrackerConfig, TrackResult
 from . import parameters
+from .calibration import CameraInfoListener
 from .conversions import (MessageError, image_msg, image_msg_to_array,
                           keypoints_msg_to_features, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker
 from .node_main import run
 from .qos import OUTPUT_QOS, describe, qos_profile
+from .track_messages import matches_msg, set_normalized, set_tracks
 from .visualization import blank_canvas, draw_tracks
+from .vins_output import CameraFeatures, vins_feature_cloud
 
 IMAGE_BUFFER_FRAMES = 30  # camera frames kept to find the one a debug image is drawn on
+VINS_CAMERA_ID = 0        # a monocular front end is camera 0 for VINS-Fusion
 
 
 @dataclass
@@ -71,27 +93,23 @@ class KeypointFrame:
         return stamp_to_ns(self.header.stamp)
 
 
-@dataclass
-class FrameMatch:
-    reference: KeypointFrame
-    current: KeypointFrame
-    reference_indices: np.ndarray
-    current_indices: np.ndarray
-    distances: np.ndarray
+class TrackingFrontEnd:
+    """Tracks the frames of one keypoint stream; starts a new sequence when the
+    stream cannot be continued (see the module docstring)."""
 
-
-class FrameMatcher:
-    """Matches each frame of one keypoint stream against the previous frame."""
-
-    def __init__(self, mutual: bool = True, ratio: float = 0.0,
-                 max_distance: float | None = None):
-        self.mutual, self.ratio, self.max_distance = mutual, ratio, max_distance
+    def __init__(self, config: TrackerConfig | None = None):
+        self.tracker = Tracker(config)
         self.previous: KeypointFrame | None = None
         self.resets = 0
         self.sequence_gaps = 0
+        self.keyframes = 0
 
-    def reset_reason(self, frame: KeypointFrame) -> str | None:
-        """Why `frame` cannot be matched against the previous one (None: it can)."""
+    def configure(self, config: TrackerConfig) -> None:
+        """New settings; the current sequence and its ids carry on."""
+        self.tracker.config = config.validate()
+
+    def restart_reason(self, frame: KeypointFrame) -> str | None:
+        """Why `frame` cannot continue the current sequence (None: it can)."""
         previous = self.previous
         if previous is None:
             return "first frame"
@@ -103,27 +121,27 @@ class FrameMatcher:
             return (f"descriptors changed from {a.descriptor_type}/{a.descriptor_dim} to "
                     f"{b.descriptor_type}/{b.descriptor_dim}; frames of different "
                     f"descriptors are never compared")
-        if frame.stamp_ns < previous.stamp_ns:
-            return "stamp went backwards (source looped or restarted)"
+        if frame.stamp_ns <= previous.stamp_ns:
+            return (f"stamp {frame.stamp_ns * 1e-9:.9f} s is not after the previous frame's "
+                    f"{previous.stamp_ns * 1e-9:.9f} s (source looped, restarted or repeated "
+                    f"a frame)")
         return None
 
-    def push(self, frame: KeypointFrame) -> tuple[FrameMatch | None, str | None]:
-        """Match `frame` against the previous frame, then make it the previous one.
-
-        Returns (match or None, reset reason or None)."""
-        reason = self.reset_reason(frame)
-        previous, self.previous = self.previous, frame
+    def push(self, frame: KeypointFrame, camera=None) -> tuple[TrackResult, str | None]:
+        """Track `frame` (camera: a CameraModel or None). Returns the result
+        (its reference_tag is the reference KeypointFrame) and the reason a
+        new sequence started with this frame, or None when it continued one."""
+        reason = self.restart_reason(frame)
         if reason is not None:
-            if previous is not None:
-                self.resets += 1
-            return None, reason
-        if frame.sequence > previous.sequence + 1:
+            self.tracker.reset()
+        result = self.tracker.process(frame.features, frame.stamp_ns, camera=camera, tag=frame)
+        previous, self.previous = self.previous, frame
+        if reason is not None and previous is not None:
+            self.resets += 1
+        if reason is None and frame.sequence > previous.sequence + 1:
             self.sequence_gaps += frame.sequence - previous.sequence - 1
-        idx_ref, idx_cur, distances = match_descriptors(
-            previous.features.descriptors, frame.features.descriptors,
-            descriptor_type=frame.features.descriptor_type, mutual=self.mutual,
-            ratio=self.ratio, max_distance=self.max_distance)
-        return FrameMatch(previous, frame, idx_ref, idx_cur, distances), None
+        self.keyframes += result.is_keyframe
+        return result, reason
 
 
 class MatcherNode(Node):
@@ -132,44 +150,51 @@ class MatcherNode(Node):
     def __init__(self, **kwargs):
         super().__init__(self.DEFAULT_NAME, **kwargs)
         self._values = parameters.declare(self, parameters.MATCHER_PARAMETERS)
-        self._matcher = FrameMatcher()
-        self._configure_matcher(self._values)
+        self._front_end = TrackingFrontEnd(parameters.tracker_config(self._values))
         self._stats = FrameStatistics()
         self._log_error = ThrottledLog(self.get_logger(), "error")
         self._log_warning = ThrottledLog(self.get_logger(), "warning")
         self._images: deque = deque(maxlen=IMAGE_BUFFER_FRAMES)
         self._image_subscription = None
+        self._last_frame: dict[str, str] = {}
 
         from edgepoint_msgs.msg import Keypoints, Matches
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import Image, PointCloud
 
         self._matches_publisher = self.create_publisher(
             Matches, "matches", OUTPUT_QOS,
             event_callbacks=PublisherEventCallbacks(
                 incompatible_qos=self._incompatible_qos("matches")))
+        self._tracked_publisher = self.create_publisher(Keypoints, "keypoints/tracked",
+                                                        OUTPUT_QOS)
+        self._vins_publisher = None
+        if self._values["publish_vins_features"]:
+            self._vins_publisher = self.create_publisher(PointCloud, "feature", OUTPUT_QOS)
         self._debug_publisher = self.create_publisher(Image, "matches/debug_image", OUTPUT_QOS)
         input_qos = qos_profile(self._values["qos"])
         self.create_subscription(
             Keypoints, "keypoints", self._on_keypoints, input_qos,
             event_callbacks=SubscriptionEventCallbacks(
                 message_lost=self._on_lost, incompatible_qos=self._incompatible_qos("keypoints")))
+        self._calibration = CameraInfoListener(self, "camera_info",
+                                               self._values["calibration_max_age"])
         self._diagnostics = DiagnosticsPublisher(self, self._values["diagnostics_period"],
-                                                 self._diagnostic_status, lambda: "cpu/numpy")
+                                                 self._diagnostic_status,
+                                                 lambda: "cpu/numpy+opencv")
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Subscribes to / unsubscribes from `image` as debug-image viewers come and go.
         self.create_timer(0.5, self._follow_images)
         self._worker = NewestFrameWorker("matcher-worker", self._process,
                                          lambda: self._stats.count("frames_skipped"),
                                          self._on_error)
+        config = self._front_end.tracker.config
+        vins = (f", VINS features on {self.resolve_topic_name('feature')}"
+                if self._vins_publisher else "")
         self.get_logger().info(
-            f"ready: matching {self.resolve_topic_name('keypoints')} (QoS "
-            f"{describe(input_qos)}), mutual {self._matcher.mutual}, ratio "
-            f"{self._matcher.ratio}, max_distance {self._matcher.max_distance}")
-
-    def _configure_matcher(self, values: dict) -> None:
-        self._matcher.mutual = bool(values["mutual"])
-        self._matcher.ratio = float(values["ratio"])
-        self._matcher.max_distance = float(values["max_distance"]) or None
+            f"ready: tracking {self.resolve_topic_name('keypoints')} (QoS "
+            f"{describe(input_qos)}), reference {config.reference}, verification "
+            f"{config.verification} ({config.ransac_threshold_px:g} px), mutual "
+            f"{config.mutual}, ratio {config.ratio}, max_distance {config.max_distance}{vins}")
 
     # ---- input -------------------------------------------------------------
     def _on_keypoints(self, msg) -> None:
@@ -185,27 +210,47 @@ class MatcherNode(Node):
         started = time.perf_counter()
         frame = KeypointFrame(msg.header, int(msg.session_id), int(msg.sequence),
                               keypoints_msg_to_features(msg))
-        gaps_before = self._matcher.sequence_gaps
-        result, reset = self._matcher.push(frame)
-        if reset is not None:
-            if reset != "first frame":
-                self._log_warning(f"matching starts over: {reset}")
-            else:
-                self.get_logger().info(f"first Keypoints frame (session {frame.session_id}, "
-                                       f"model {msg.model}, {frame.features.descriptor_type} "
-                                       f"descriptors of dimension "
-                                       f"{frame.features.descriptor_dim})")
-            return
-        if self._matcher.sequence_gaps > gaps_before:
-            self._log_warning(f"{self._matcher.sequence_gaps - gaps_before} Keypoints frame(s) "
-                              f"before sequence {frame.sequence} were not matched (skipped "
-                              f"here or never received)")
-        self._matches_publisher.publish(self._matches_msg(result))
+        features = frame.features
+        camera = self._calibration.camera_for(frame.stamp_ns, *features.image_size)
+        gaps_before = self._front_end.sequence_gaps
+        result, restart = self._front_end.push(frame, camera)
+        self._log_restart(frame, restart, msg.model)
+        if self._front_end.sequence_gaps > gaps_before:
+            self._log_warning(f"{self._front_end.sequence_gaps - gaps_before} Keypoints "
+                              f"frame(s) before sequence {frame.sequence} were not tracked "
+                              f"(skipped here or never received)")
+
+        set_tracks(msg, result.track_ids, result.track_ages)
+        if result.normalized is not None:
+            set_normalized(msg, result.normalized)
+        self._tracked_publisher.publish(msg)
+        has_reference = result.reference_tag is not None
+        if has_reference:
+            self._matches_publisher.publish(self._matches_msg(frame, result))
+        if self._vins_publisher is not None:
+            self._publish_vins_features(frame, result)
+        self._publish_debug_image(frame, result)
+
         stamp_ns = frame.stamp_ns
         latency_ms = ((self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns else None)
-        self._publish_debug_image(result)
-        self._stats.processed(latency_ms, (time.perf_counter() - started) * 1e3,
-                              matches=len(result.distances))
+        per_frame = {"tracked": result.num_tracked}
+        if has_reference:
+            per_frame.update(matches=result.num_matches, inliers=result.num_inliers)
+        self._stats.processed(latency_ms, (time.perf_counter() - started) * 1e3, **per_frame)
+        self._last_frame = {
+            "num_keypoints": str(len(features)), "num_matches": str(result.num_matches),
+            "num_inliers": str(result.num_inliers), "num_tracked": str(result.num_tracked),
+            "is_keyframe": str(result.is_keyframe).lower()}
+
+    def _log_restart(self, frame: KeypointFrame, restart: str | None, model: str) -> None:
+        if restart is None:
+            return
+        if restart == "first frame":
+            self.get_logger().info(f"first Keypoints frame (session {frame.session_id}, "
+                                   f"model {model}, {frame.features.descriptor_type} "
+                                   f"descriptors of dimension {frame.features.descriptor_dim})")
+        else:
+            self._log_warning(f"tracking starts over: {restart}")
 
     def _on_lost(self, info) -> None:
         self._stats.count("messages_lost", info.total_count_change)
@@ -223,42 +268,43 @@ class MatcherNode(Node):
 
     # ---- output ------------------------------------------------------------
     @staticmethod
-    def _matches_msg(result: FrameMatch):
-        import array
+    def _matches_msg(frame: KeypointFrame, result: TrackResult):
+        reference: KeypointFrame = result.reference_tag
+        fields = matches_fields(result, session_id=frame.session_id,
+                                reference_sequence=reference.sequence,
+                                current_sequence=frame.sequence,
+                                current_num_keypoints=len(frame.features))
+        return matches_msg(frame.header, fields)
 
-        from edgepoint_msgs.msg import Matches
-
-        msg = Matches()
-        msg.header = result.current.header
-        msg.reference_stamp = result.reference.header.stamp
-        msg.session_id = result.current.session_id
-        msg.reference_sequence = result.reference.sequence
-        msg.current_sequence = result.current.sequence
-        msg.reference_num_keypoints = len(result.reference.features)
-        msg.current_num_keypoints = len(result.current.features)
-        msg.reference_indices = array.array(
-            "I", result.reference_indices.astype(np.uint32).tobytes())
-        msg.current_indices = array.array("I", result.current_indices.astype(np.uint32).tobytes())
-        msg.distances = array.array("f", result.distances.astype(np.float32).tobytes())
-        msg.verification = Matches.VERIFICATION_NONE
-        return msg
+    def _publish_vins_features(self, frame: KeypointFrame, result: TrackResult) -> None:
+        if result.normalized is None:  # no usable calibration (warned by the listener)
+            self._stats.count("vins_frames_without_calibration")
+            return
+        cloud = vins_feature_cloud(frame.header, [CameraFeatures.from_track_result(
+            VINS_CAMERA_ID, frame.features.keypoints, result)])
+        self._vins_publisher.publish(cloud)
+        self._stats.count("vins_features_published")
 
     def _debug_image_wanted(self) -> bool:
         return (self._values["publish_debug_image"]
                 and self._debug_publisher.get_subscription_count() > 0)
 
-    def _publish_debug_image(self, result: FrameMatch) -> None:
+    def _publish_debug_image(self, frame: KeypointFrame, result: TrackResult) -> None:
         if not self._debug_image_wanted():
             return
-        current = result.current.features
-        canvas = self._background(result.current.stamp_ns, *current.image_size)
-        unmatched = np.ones(len(current), bool)
-        unmatched[result.current_indices] = False
-        drawing = draw_tracks(canvas,
-                              result.reference.features.keypoints[result.reference_indices],
-                              current.keypoints[result.current_indices],
-                              current.keypoints[unmatched])
-        self._debug_publisher.publish(image_msg(drawing, result.current.header))
+        current = frame.features
+        canvas = self._background(frame.stamp_ns, *current.image_size)
+        accepted = result.inliers
+        reference_xy = np.zeros((0, 2), np.float32)
+        if result.reference_tag is not None:
+            reference_xy = result.reference_tag.features.keypoints[
+                result.reference_indices[accepted]]
+        others = np.ones(len(current), bool)
+        others[result.current_indices[accepted]] = False
+        drawing = draw_tracks(canvas, reference_xy,
+                              current.keypoints[result.current_indices[accepted]],
+                              current.keypoints[others])
+        self._debug_publisher.publish(image_msg(drawing, frame.header))
         self._stats.count("debug_images_published")
 
     def _follow_images(self) -> None:
@@ -291,14 +337,28 @@ class MatcherNode(Node):
         problem = parameters.check_changes(parameters.MATCHER_PARAMETERS, changes)
         if problem:
             return SetParametersResult(successful=False, reason=problem)
-        self._values.update({p.name: p.value for p in changes if p.name in self._values})
-        self._configure_matcher(self._values)
+        values = dict(self._values)
+        values.update({p.name: p.value for p in changes if p.name in values})
+        try:
+            config = parameters.tracker_config(values)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._values = values
+        self._front_end.configure(config)
+        self._calibration.max_age_s = float(values["calibration_max_age"])
         return SetParametersResult(successful=True)
 
     def _diagnostic_status(self):
         level, values = self._stats.snapshot()
-        values.update({"resets": str(self._matcher.resets),
-                       "sequence_gaps": str(self._matcher.sequence_gaps)})
+        front_end = self._front_end
+        config = front_end.tracker.config
+        values.update({"resets": str(front_end.resets),
+                       "sequence_gaps": str(front_end.sequence_gaps),
+                       "keyframes": str(front_end.keyframes),
+                       "track_ids_issued": str(front_end.tracker.ids_issued),
+                       "reference": config.reference, "verification": config.verification})
+        values.update(self._last_frame)
+        values.update(self._calibration.diagnostics())
         return level, summary_message(level, values), values
 
     def close(self) -> None:
