@@ -4,6 +4,8 @@ Topics
     in   image              sensor_msgs/Image (mono8, mono16, bgr8, rgb8, bgra8, rgba8,
                             16-bit colour, Bayer, YUV 4:2:2, 32FC1 in [0, 1])
     in   image/compressed   sensor_msgs/CompressedImage (JPEG, PNG, ...)
+    in   camera_info        sensor_msgs/CameraInfo (optional): when usable (calibration.py),
+                            keypoints carry x_normalized/y_normalized
     out  keypoints          edgepoint_msgs/Keypoints (header copied from the image)
     out  keypoints/debug_image  sensor_msgs/Image, keypoints drawn; only while subscribed
     out  /diagnostics       diagnostic_msgs/DiagnosticArray (see diagnostics.py)
@@ -41,12 +43,14 @@ from rclpy.node import Node
 from ..config import ExtractorConfig
 from ..models import create_model
 from . import parameters
+from .calibration import CameraInfoListener
 from .conversions import (compressed_msg_to_array, features_to_keypoints_msg, image_msg,
                           image_msg_to_array, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker
 from .node_main import run
 from .qos import OUTPUT_QOS, describe, qos_profile
+from .track_messages import set_normalized
 from .visualization import draw_keypoints
 
 # Settings a built model may take without being rebuilt (FeatureModel.reconfigure
@@ -86,6 +90,8 @@ class ExtractorNode(Node):
         self.create_subscription(CompressedImage, "image/compressed",
                                  lambda msg: self._on_message(msg, "compressed"), input_qos,
                                  event_callbacks=self._subscription_events("image/compressed"))
+        self._calibration = CameraInfoListener(self, "camera_info",
+                                               self._values["calibration_max_age"])
         self._diagnostics = DiagnosticsPublisher(self, self._values["diagnostics_period"],
                                                  self._diagnostic_status, self._hardware_id)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -159,6 +165,10 @@ class ExtractorNode(Node):
             model_name = self._config.model
         keypoints = features_to_keypoints_msg(features, msg.header, model_name,
                                               self._session_id, self._sequence)
+        camera = self._calibration.camera_for(stamp_to_ns(msg.header.stamp),
+                                              *features.image_size)
+        if camera is not None:
+            set_normalized(keypoints, camera.normalize(features.keypoints))
         self._keypoints_publisher.publish(keypoints)
         self._sequence += 1
         stamp_ns = stamp_to_ns(msg.header.stamp)
@@ -186,6 +196,7 @@ class ExtractorNode(Node):
             self.get_logger().error(f"parameter change rejected: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
         self._values = values
+        self._calibration.max_age_s = float(values["calibration_max_age"])
         return SetParametersResult(successful=True)
 
     def _apply_config(self, config: ExtractorConfig) -> None:
@@ -209,6 +220,7 @@ class ExtractorNode(Node):
         values.update({"model": self._config.model, "session_id": str(self._session_id),
                        "sequence": str(self._sequence)})
         values.update({f"runtime_{key}": str(value) for key, value in self._runtime.items()})
+        values.update(self._calibration.diagnostics())
         return level, summary_message(level, values), values
 
     def close(self) -> None:
