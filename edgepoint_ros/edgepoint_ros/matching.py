@@ -38,8 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .features import Features
 
 DESCRIPTOR_TYPES = ("float32", "binary")
-# Distance-matrix entries computed per block (float32: 64 MB per block).
-_BLOCK_ENTRIES = 1 << 24
+# Distance-matrix entries computed per block: 2^18 keeps a block's
+# intermediates in cache (1 MB of float32); measured for 1000x1000 on this
+# machine: float 9.0 -> 4.6 ms, 64-bit binary 13.9 -> 2.7 ms against 2^24.
+_BLOCK_ENTRIES = 1 << 18
 
 
 def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, *,

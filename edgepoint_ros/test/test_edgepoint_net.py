@@ -110,3 +110,20 @@ def test_post_processing_changes_apply_without_rebuild(tmp_path, monkeypatch):
     assert model.reconfigure(replace(config, max_keypoints=50))
     assert len(model.extract(image)) == 50
     assert not model.reconfigure(replace(config, precision="int8"))  # needs a new session
+
+
+def test_binary_descriptors_are_packed_signs(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    ckpt = tmp_path / "mine.pt"
+    save_checkpoint(_random_net(7), ckpt)
+    base = dict(model="edgepoint", weights=str(ckpt), max_keypoints=100, runtime="onnxruntime",
+                device="cpu")
+    image = np.random.default_rng(4).integers(0, 255, (128, 160, 3), np.uint8)
+    floats = create_model(ExtractorConfig(**base)).extract(image)
+    binary_model = create_model(ExtractorConfig(**base, binary_descriptors=True))
+    assert binary_model.descriptor_type == "binary"
+    binary = binary_model.extract(image)
+    assert binary.descriptor_type == "binary" and binary.descriptor_dim == 64
+    assert binary.descriptors.shape == (len(floats), 8) and binary.descriptors.dtype == np.uint8
+    np.testing.assert_array_equal(np.unpackbits(binary.descriptors, axis=1),
+                                  (floats.descriptors > 0).astype(np.uint8))

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..config import ExtractorConfig
+from ..descriptors import apply_descriptor_setting
 from ..detection import detect_keypoints, sample_descriptors
 from ..features import Features
 from ..paths import cache_dir, shipped_weights
@@ -81,6 +82,7 @@ class EdgePointModel(FeatureModel):
     def __init__(self, config: ExtractorConfig):
         from ..runtimes import create_session
         self.config = config
+        self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         self.onnx_path = resolve_onnx(config.weights)
         self.session = create_session(str(self.onnx_path), config)
         missing = {"image"} - set(self.session.input_names)
@@ -94,7 +96,7 @@ class EdgePointModel(FeatureModel):
 
     # Settings read at extract time; changing only these needs no new session.
     LIVE_SETTINGS = ("max_keypoints", "score_threshold", "nms_radius", "border", "subpixel",
-                     "resize_width", "resize_height")
+                     "resize_width", "resize_height", "binary_descriptors")
 
     def reconfigure(self, config: ExtractorConfig) -> bool:
         changed = {name for name, value in config.as_dict().items()
@@ -102,6 +104,7 @@ class EdgePointModel(FeatureModel):
         if not changed <= set(self.LIVE_SETTINGS):
             return False
         self.config = config.validate()
+        self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         return True
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -146,4 +149,4 @@ class EdgePointModel(FeatureModel):
                             self.descriptor_dim,
                             {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
                              "postprocess": (t3 - t2) * 1e3})
-        return features
+        return apply_descriptor_setting(features, c.binary_descriptors)
