@@ -42,6 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..descriptors import binarize
 from ..config import ExtractorConfig
 from ..features import Features
 from ..paths import cache_dir
@@ -133,7 +134,7 @@ class XFeatModel(FeatureModel):
             outputs["descriptors"][0], tensor.shape[3], tensor.shape[2])
         keypoints = (keypoints + 0.5) * np.array([sx, sy], np.float32) - 0.5
         if self.descriptor_type == "binary":
-            descriptors = np.packbits(descriptors > 0, axis=1)
+            descriptors = binarize(descriptors)
         t3 = time.perf_counter()
         return Features(keypoints, scores, descriptors, (width, height), self.descriptor_type,
                         DESCRIPTOR_DIM,
