@@ -42,8 +42,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..descriptors import binarize
 from ..config import ExtractorConfig
+from ..descriptors import binarize
 from ..features import Features
 from ..paths import cache_dir
 from .base import FeatureModel, ImageError, as_bgr8
