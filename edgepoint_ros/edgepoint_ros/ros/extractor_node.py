@@ -19,22 +19,37 @@ before the worker got to it is counted as skipped, so a slow model never
 builds a queue. Messages DDS reports lost before they reached us are counted
 too.
 
-A bad message (unsupported encoding, short data, corrupt JPEG, NaN pixels...)
-is counted as an error and logged (at most once per 5 s per kind of problem),
-and the node serves the next frame.
+A bad message (unsupported encoding, short data, corrupt JPEG, NaN pixels,
+an image larger than `max_image_pixels`, a stamp that is not a time...) is
+counted as an error and logged (at most once per 5 s per kind of problem), and
+the node serves the next frame. A frame with an unset stamp (0) or an empty
+frame_id is processed (the Keypoints copy the header as it is), warned about
+and counted as header_warnings: consumers get no capture time or camera frame.
+
+Input and faults: the node logs each image publisher that connects or goes
+away (DDS matching; a publisher that crashed is noticed when its DDS lease
+expires) and reports `image_publishers` and `last_frame_age_s` in
+/diagnostics, so an operator can tell "camera silent" from "node stuck".
+Incompatible QoS on an input (e.g. a best-effort camera and `qos: reliable`)
+or an output (a subscriber asking for transient-local keypoints) is warned
+about and counted as incompatible_qos: no message flows on such a pair.
 
 Parameters can change at run time (`ros2 param set`). Each change is validated
 through ExtractorConfig (a bad value is rejected with the reason). Threshold
 changes go to the running model when it takes them live
 (`FeatureModel.reconfigure`); any other change (model, weights, runtime,
-device, precision...) builds a new model in the parameter callback, so a build
-that fails is rejected with its reason and the old model keeps running.
+device, precision...) builds a new model in the parameter callback and runs
+it on a frame of the last input size (at least once, whatever warmup_runs
+says), so a build or a first frame that fails is rejected with its reason
+and the old model keeps running. The same trial run at start-up makes a model
+that cannot process a frame stop the node with its reason.
 """
 from __future__ import annotations
 
 import secrets
 import threading
 import time
+import warnings
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -42,10 +57,11 @@ from rclpy.node import Node
 
 from ..config import ExtractorConfig
 from ..models import create_model
+from ..runtimes.base import RuntimeFallbackWarning
 from . import parameters
 from .calibration import CameraInfoListener
-from .conversions import (compressed_msg_to_array, features_to_keypoints_msg, image_msg,
-                          image_msg_to_array, stamp_to_ns)
+from .conversions import (check_header, compressed_msg_to_array, features_to_keypoints_msg,
+                          image_msg, image_msg_to_array, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker
 from .node_main import run
@@ -57,6 +73,8 @@ from .visualization import draw_keypoints
 # says whether it did); any other change builds a new model.
 LIVE_SETTINGS = frozenset({"max_keypoints", "score_threshold", "nms_radius", "border",
                            "subpixel", "binary_descriptors"})
+TRIAL_FRAME_SIZE = (640, 480)  # the frame a new model is tried on before any image arrived
+FRAME_ID_SHOWN = 64  # characters of a frame_id quoted in a log line
 
 
 class ExtractorNode(Node):
@@ -67,6 +85,9 @@ class ExtractorNode(Node):
         self._values = parameters.declare(self, parameters.EXTRACTOR_PARAMETERS)
         self._config = parameters.extractor_config(self._values)
         self._model_lock = threading.Lock()
+        self._last_frame_size = TRIAL_FRAME_SIZE
+        self._last_frame_time: float | None = None
+        self._image_publishers = {"image": 0, "image/compressed": 0}
         self._model = self._build_model(self._config)
         self._runtime = self._model.runtime_info()
 
@@ -107,10 +128,20 @@ class ExtractorNode(Node):
 
     # ---- model -------------------------------------------------------------
     def _build_model(self, config: ExtractorConfig):
+        """A new model, tried on frames of the last input size; ValueError (or
+        the model's own error) naming the problem when it cannot serve."""
         started = time.perf_counter()
-        model = create_model(config)
-        if self._values["warmup_runs"]:
-            model.warmup(runs=self._values["warmup_runs"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeFallbackWarning)
+            model = create_model(config)
+        for warning in caught:  # the runtime could not run as asked: say so in the ROS log
+            self.get_logger().warning(str(warning.message))
+        width, height = self._last_frame_size
+        try:
+            model.warmup(width, height, runs=max(1, self._values["warmup_runs"]))
+        except Exception as exc:
+            raise ValueError(f"model {config.model} was built but cannot process a "
+                             f"{width}x{height} frame: {exc}") from exc
         self.get_logger().info(
             f"model {config.model} built in {time.perf_counter() - started:.2f} s; "
             f"runs on {model.runtime_info()}")
@@ -123,6 +154,7 @@ class ExtractorNode(Node):
     # ---- input -------------------------------------------------------------
     def _on_message(self, msg, kind: str) -> None:
         self._stats.received()
+        self._last_frame_time = time.monotonic()
         self._worker.submit((msg, kind))
 
     def _subscription_events(self, topic: str) -> SubscriptionEventCallbacks:
@@ -131,35 +163,59 @@ class ExtractorNode(Node):
             self._log_warning(f"DDS lost {info.total_count_change} message(s) on "
                               f"{topic} before they reached this node "
                               f"({info.total_count} in total)")
-        return SubscriptionEventCallbacks(message_lost=lost,
-                                          incompatible_qos=self._incompatible_qos(topic))
+
+        def matched(info):
+            self._image_publishers[topic] = info.current_count
+            change = info.current_count_change
+            if change:
+                what = "connected" if change > 0 else "went away"
+                self.get_logger().info(f"{abs(change)} publisher(s) on {topic} {what}; "
+                                       f"{info.current_count} now")
+
+        def incompatible(info):
+            self._warn_incompatible(
+                info, topic, f"a publisher offers less than this subscription requests "
+                f"(qos: {self._values['qos']}); e.g. a best-effort camera and "
+                f"qos 'reliable': set qos to sensor_data")
+        return SubscriptionEventCallbacks(message_lost=lost, matched=matched,
+                                          incompatible_qos=incompatible)
 
     def _publisher_events(self, topic: str) -> PublisherEventCallbacks:
-        return PublisherEventCallbacks(incompatible_qos=self._incompatible_qos(topic))
+        def incompatible(info):
+            self._warn_incompatible(
+                info, topic, f"a subscription requests more than this node offers "
+                f"({describe(OUTPUT_QOS)}, volatile); e.g. transient-local durability")
+        return PublisherEventCallbacks(incompatible_qos=incompatible)
 
-    def _incompatible_qos(self, topic: str):
-        def warn(info):
-            self._stats.count("incompatible_qos", info.total_count_change)
-            policy = getattr(info.last_policy_kind, "name", info.last_policy_kind)
-            self.get_logger().warning(
-                f"incompatible QoS on {topic}: a peer's {policy} policy cannot match this "
-                f"node's; no messages flow between them (e.g. a best-effort publisher and a "
-                f"reliable subscription; set the qos parameter)")
-        return warn
+    def _warn_incompatible(self, info, topic: str, explanation: str) -> None:
+        self._stats.count("incompatible_qos", info.total_count_change)
+        policy = getattr(info.last_policy_kind, "name", info.last_policy_kind)
+        self.get_logger().warning(f"incompatible QoS on {topic} ({policy} policy): "
+                                  f"{explanation}; no messages flow between them")
 
     # ---- processing --------------------------------------------------------
     def _on_error(self, item, exc: Exception) -> None:
         msg, kind = item
         stamp = msg.header.stamp
+        frame_id = msg.header.frame_id
+        if len(frame_id) > FRAME_ID_SHOWN:
+            frame_id = frame_id[:FRAME_ID_SHOWN] + "..."
         text = (f"dropped {'compressed ' if kind == 'compressed' else ''}image (stamp "
-                f"{stamp.sec}.{stamp.nanosec:09d}, frame_id {msg.header.frame_id!r}): {exc}")
+                f"{stamp.sec}.{stamp.nanosec:09d}, frame_id {frame_id!r}): {exc}")
         self._stats.error(text)
-        self._log_error(text)
+        self._log_error(text, kind=f"{kind}: {exc}")
 
     def _process(self, item) -> None:
         msg, kind = item
         started = time.perf_counter()
-        image = image_msg_to_array(msg) if kind == "image" else compressed_msg_to_array(msg)
+        for warning in check_header(msg.header):
+            self._stats.count("header_warnings")
+            self._log_warning(f"image on {'image/compressed' if kind == 'compressed' else kind}"
+                              f": {warning}; processed anyway")
+        max_pixels = self._values["max_image_pixels"]
+        image = (image_msg_to_array(msg, max_pixels) if kind == "image"
+                 else compressed_msg_to_array(msg, max_pixels))
+        self._last_frame_size = (image.shape[1], image.shape[0])
         with self._model_lock:
             features = self._model.extract(image)
             model_name = self._config.model
@@ -218,7 +274,10 @@ class ExtractorNode(Node):
     def _diagnostic_status(self):
         level, values = self._stats.snapshot()
         values.update({"model": self._config.model, "session_id": str(self._session_id),
-                       "sequence": str(self._sequence)})
+                       "sequence": str(self._sequence),
+                       "image_publishers": str(sum(self._image_publishers.values())),
+                       "last_frame_age_s": ("never" if self._last_frame_time is None else
+                                            f"{time.monotonic() - self._last_frame_time:.1f}")})
         values.update({f"runtime_{key}": str(value) for key, value in self._runtime.items()})
         values.update(self._calibration.diagnostics())
         return level, summary_message(level, values), values

@@ -5,7 +5,8 @@ Topics
     out  camera_info        sensor_msgs/CameraInfo, same header; K = 0 means
                             "uncalibrated" (ROS convention): the source has no calibration
     out  image/compressed   sensor_msgs/CompressedImage (JPEG), when publish_compressed
-    out  /diagnostics       frames_published, publish_rate_hz, source
+    out  /diagnostics       frames_published, publish_rate_hz, subscriptions,
+                            incompatible_qos, source
 
 Source (parameter `source`): a video file (anything OpenCV reads) or a
 directory of images (sorted by file name). The default is Debian opencv-doc's
@@ -19,7 +20,9 @@ subscriptions listen on `image` (the demo uses it so that no frame is
 published before the extractor is connected). The player stops after
 `max_frames` (0 = never) or at the end of the source when `loop` is false,
 then exits with status 0; a missing or unreadable source stops it at start-up
-with an error naming the path.
+with an error naming the path. A subscription whose QoS the image publishers
+cannot serve (a reliable reader of the default best-effort stream) is warned
+about and counted as incompatible_qos, as the other nodes do.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 
 from ..paths import opencv_sample_data_dir
@@ -128,10 +132,14 @@ class PlayerNode(Node):
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
         qos = qos_profile(values["qos"])
-        self._image_publisher = self.create_publisher(Image, "image", qos)
-        self._info_publisher = self.create_publisher(CameraInfo, "camera_info", qos)
+        self._incompatible_qos = 0
+        self._image_publisher = self.create_publisher(Image, "image", qos,
+                                                      event_callbacks=self._events("image"))
+        self._info_publisher = self.create_publisher(CameraInfo, "camera_info", qos,
+                                                     event_callbacks=self._events("camera_info"))
         self._compressed_publisher = (
-            self.create_publisher(CompressedImage, "image/compressed", qos)
+            self.create_publisher(CompressedImage, "image/compressed", qos,
+                                  event_callbacks=self._events("image/compressed"))
             if values["publish_compressed"] else None)
         self._published = 0
         self._publish_times: deque = deque()
@@ -146,6 +154,16 @@ class PlayerNode(Node):
             f"{values['rate_hz']:g} Hz on {self.resolve_topic_name('image')} "
             f"(qos {values['qos']}, max_frames {values['max_frames'] or 'unlimited'}, "
             f"loop {values['loop']})")
+
+    def _events(self, topic: str) -> PublisherEventCallbacks:
+        def incompatible(info):
+            self._incompatible_qos += info.total_count_change
+            policy = getattr(info.last_policy_kind, "name", info.last_policy_kind)
+            self.get_logger().warning(
+                f"incompatible QoS on {topic} ({policy} policy): a subscription requests more "
+                f"than this player offers (qos: {self._values['qos']}); no frames reach it "
+                f"(set qos to reliable, or make the subscriber best effort)")
+        return PublisherEventCallbacks(incompatible_qos=incompatible)
 
     def _publish_next(self) -> None:
         if self._finishing:
@@ -195,11 +213,14 @@ class PlayerNode(Node):
             self._publish_times.popleft()
         values = {"frames_published": str(self._published),
                   "publish_rate_hz": f"{len(self._publish_times) / 5.0:.2f}",
+                  "subscriptions": str(self._image_publisher.get_subscription_count()),
+                  "incompatible_qos": str(self._incompatible_qos),
                   "source": str(self._source.path),
                   "finished": str(self._finishing).lower()}
         message = (f"published {self._published} frames" +
                    (" (finished)" if self._finishing else ""))
-        return DiagnosticStatus.OK, message, values
+        level = DiagnosticStatus.WARN if self._incompatible_qos else DiagnosticStatus.OK
+        return level, message, values
 
 
 def main(args=None) -> int:
