@@ -4,7 +4,9 @@
 the same console scripts (`<prefix>/lib/edgepoint_ros/<name>`) with the same
 `config/*.yaml` parameter files the launch files use. `NodeProcess` runs one
 node with its output in a log file, and always ends it: SIGINT first (the
-node shuts down cleanly), SIGKILL if it does not exit in time.
+node shuts down cleanly), SIGKILL if it does not exit in time. `kill()` ends
+it at once with SIGKILL, as a crash would (fault tests); `resident_memory_bytes`
+and `cpu_seconds` read /proc (soak test).
 
 The environment (`ros_environment`) keeps DDS traffic on this machine (the
 Fast DDS loopback profile, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST), in the
@@ -150,6 +152,34 @@ class NodeProcess:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    def resident_memory_bytes(self) -> int | None:
+        """Resident set size (VmRSS in /proc/<pid>/status); None once it has exited."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024  # the kernel reports kB
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        return None
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time so far (/proc/<pid>/stat); None once it has exited."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def kill(self) -> int:
+        """SIGKILL now (no clean shutdown, like a crash); returns the exit status."""
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return self.stop()
 
     def stop(self, timeout: float = 5.0) -> int:
         """SIGINT, then SIGKILL after `timeout` seconds; returns the exit status."""
