@@ -27,6 +27,7 @@ setup(
             "extractor = edgepoint_ros.ros.extractor_node:main",
             "matcher = edgepoint_ros.ros.matcher_node:main",
             "player = edgepoint_ros.ros.player_node:main",
+            "stereo_extractor = edgepoint_ros.ros.stereo_node:main",
             "extract = edgepoint_ros.cli.extract:main",
             "evaluate = edgepoint_ros.cli.evaluate:main",
             "benchmark = edgepoint_ros.cli.benchmark:main",

@@ -8,7 +8,9 @@ Settings come from the package's config/extractor.yaml and config/matcher.yaml;
 `params_file` (optional) is applied after them, so it only needs the values it
 changes (sections keyed by node name or /**). `model` and `device`, when given,
 override both. The subscriptions `image` and `image/compressed` are remapped to
-`<image>` and `<image>/compressed`.
+`<image>` and `<image>/compressed`, `camera_info` (both nodes: normalised
+coordinates when the calibration is usable) to `camera_info`, by default the
+`camera_info` topic next to the image topic (/cam/image_raw -> /cam/camera_info).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -17,6 +19,11 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "edgepoint_ros"
+
+
+def _next_to(image: str, name: str) -> str:
+    """Topic `name` in the namespace of the image topic: /cam0/image_raw -> /cam0/<name>."""
+    return image.rsplit("/", 1)[0] + "/" + name if "/" in image else name
 
 
 def _nodes(context):
@@ -28,7 +35,10 @@ def _nodes(context):
     overrides = {name: value for name, value in (("model", model), ("device", device)) if value}
     user = [user_file] if user_file else []
     extractor_parameters = [config + "extractor.yaml", *user] + ([overrides] if overrides else [])
-    remappings = [("image", image), ("image/compressed", image + "/compressed")]
+    camera_info = LaunchConfiguration("camera_info").perform(context) or _next_to(
+        image, "camera_info")
+    remappings = [("image", image), ("image/compressed", image + "/compressed"),
+                  ("camera_info", camera_info)]
     extractor = Node(package=PACKAGE, executable="extractor", name="extractor",
                      namespace=LaunchConfiguration("namespace"), output="screen",
                      parameters=extractor_parameters,
@@ -44,6 +54,9 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("image", default_value="image",
                               description="camera image topic (sensor_msgs/Image)"),
+        DeclareLaunchArgument("camera_info", default_value="",
+                              description="CameraInfo topic (default: <image's namespace>/"
+                                          "camera_info)"),
         DeclareLaunchArgument("params_file", default_value="",
                               description="extra parameter YAML applied after config/*.yaml"),
         DeclareLaunchArgument("model", default_value="",

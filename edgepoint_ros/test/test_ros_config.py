@@ -83,7 +83,8 @@ def _keyword(call, name):
     return None
 
 
-@pytest.mark.parametrize("launch_file", ["edgepoint.launch.py", "demo.launch.py"])
+@pytest.mark.parametrize("launch_file", ["edgepoint.launch.py", "demo.launch.py",
+                                         "stereo.launch.py", "vins_frontend.launch.py"])
 def test_launch_file_references_existing_executables_files_and_arguments(launch_file):
     tree = ast.parse((LAUNCH_DIR / launch_file).read_text())
     scripts = _console_scripts()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
 from .. import config as config_module
@@ -236,7 +236,9 @@ PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
     _diagnostics_period(),
 )
 
-STEREO_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
+# The stereo node's model settings are fixed at start-up (restart to change them).
+STEREO_PARAMETERS: tuple[ParameterSpec, ...] = tuple(
+    replace(spec, read_only=True) for spec in _extractor_config_specs()) + (
     ParameterSpec("cameras", ["left", "right"],
                   "Camera names, 2 or more: camera <name> is read from <name>/image and "
                   "<name>/camera_info, its keypoints go to <name>/keypoints. The first two "
