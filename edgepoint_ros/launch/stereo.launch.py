@@ -47,7 +47,7 @@ def _nodes(context):
                   *([overrides] if overrides else [])]
     remappings = [("left/image", left), ("left/camera_info", left_info),
                   ("right/image", right), ("right/camera_info", right_info)]
-    return [Node(package=PACKAGE, executable="stereo_extractor", name="stereo",
+    return [Node(package=PACKAGE, executable="stereo_extractor", name="stereo_extractor",
                  namespace=LaunchConfiguration("namespace"), output="screen",
                  parameters=parameters, remappings=remappings)]
 

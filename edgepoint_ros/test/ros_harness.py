@@ -89,6 +89,66 @@ def natural_image(width: int = 640, height: int = 480) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def video_frames(count: int, width: int = 640, height: int = 480,
+                 name: str = "vtest.avi") -> list[np.ndarray]:
+    """The first `count` frames of an opencv-doc sample video, resized, BGR uint8."""
+    capture = cv2.VideoCapture(str(opencv_sample_data_dir() / name))
+    frames = []
+    for _ in range(count):
+        ok, frame = capture.read()
+        assert ok, f"cannot read {count} frames from {name}"
+        frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
+    capture.release()
+    return frames
+
+
+def stereo_pair(scale: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A real rectified stereo pair (Middlebury 'Aloe', opencv-doc aloeL/aloeR.jpg), scaled."""
+    images = []
+    for name in ("aloeL.jpg", "aloeR.jpg"):
+        image = cv2.imread(str(opencv_sample_data_dir() / name), cv2.IMREAD_COLOR)
+        assert image is not None, f"opencv-doc sample image {name} missing"
+        images.append(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    return images[0], images[1]
+
+
+# A plausible calibration for 640x480 (plumb_bob, barrel distortion).
+PLUMB_BOB_640 = dict(width=640, height=480, distortion_model="plumb_bob",
+                     d=[-0.28, 0.07, 0.0002, -0.0001, 0.0],
+                     k=[458.0, 0.0, 319.5, 0.0, 457.0, 239.5, 0.0, 0.0, 1.0])
+
+
+def camera_info_msg(stamp, width: int, height: int, distortion_model: str, d, k,
+                    frame_id: str = "camera"):
+    """A sensor_msgs/CameraInfo with exactly these fields (also broken ones);
+    R = identity, P = [K | 0]."""
+    from sensor_msgs.msg import CameraInfo
+    msg = CameraInfo(width=width, height=height, distortion_model=distortion_model)
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.d = [float(v) for v in d]
+    msg.k = [float(v) for v in k]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(k[0]), float(k[1]), float(k[2]), 0.0, float(k[3]), float(k[4]), float(k[5]),
+             0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+def xy(msg) -> np.ndarray:
+    """(N, 2) keypoint pixels of a Keypoints message."""
+    return np.stack([np.asarray(msg.x, np.float32), np.asarray(msg.y, np.float32)], axis=1)
+
+
+def normalized_xy(msg) -> np.ndarray:
+    """(N, 2) x_normalized / y_normalized of a Keypoints message (N = 0 when empty)."""
+    return np.stack([np.asarray(msg.x_normalized, np.float32),
+                     np.asarray(msg.y_normalized, np.float32)], axis=1)
+
+
+def stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def raw_image_msg(data: bytes, width: int, height: int, encoding: str, step: int,
                   stamp, frame_id: str = "camera"):
     """A sensor_msgs/Image with exactly these fields (also inconsistent ones)."""

@@ -1,6 +1,6 @@
 """Stereo / multi-camera extractor: synchronised camera images in, keypoints per camera and left-right matches out.
 
-Topics (executable `stereo_extractor`, node name `stereo`; `cameras` = [left, right] by default)
+Topics (executable and node `stereo_extractor`; `cameras` = [left, right] by default)
     in   <name>/image          sensor_msgs/Image of each camera (encodings as the extractor)
     in   <name>/camera_info    sensor_msgs/CameraInfo (optional): normalised coordinates,
                                RANSAC on undistorted pixels
@@ -125,7 +125,7 @@ def match_pair(left: Features, right: Features, settings: TrackerConfig,
 
 
 class StereoNode(Node):
-    DEFAULT_NAME = "stereo"
+    DEFAULT_NAME = "stereo_extractor"
 
     def __init__(self, **kwargs):
         super().__init__(self.DEFAULT_NAME, **kwargs)
