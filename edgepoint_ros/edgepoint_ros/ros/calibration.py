@@ -19,7 +19,8 @@ without normalised coordinates. Why not is one of these states (the
 * ``ok``: usable.
 
 Logging: one warning when the state changes to a problem (its reason and
-what happens), one info line when it becomes ``ok`` again; nothing per frame.
+what happens; for ``invalid``, each new reason), one info line when it
+becomes ``ok``; nothing per frame.
 "missing" is only warned about once no CameraInfo has arrived within
 `MISSING_GRACE_S` of the first frame: a driver's first CameraInfo may arrive
 just after its first image.
@@ -54,7 +55,7 @@ class CameraInfoListener:
         self._received = 0
         self._invalid = 0
         self._state = "missing"
-        self._reported_state: str | None = None  # the state the log last announced
+        self._reported_state: str | None = None  # what the log last announced
         self._first_frame_time: float | None = None
         # Best effort matches both reliable and best-effort CameraInfo publishers.
         node.create_subscription(CameraInfo, topic, self._on_camera_info,
@@ -92,15 +93,16 @@ class CameraInfoListener:
             state, message = status.reason, status.message
             if state == "missing":
                 message = f"{message} (topic {self._resolved_topic})"
-        self._set_state(state, message, report=state != "missing" or waited >= MISSING_GRACE_S)
+        self._set_state(state, message, report=state != "missing" or waited >= MISSING_GRACE_S,
+                        key=f"invalid: {invalid_reason}" if invalid_reason else state)
         return camera if state == "ok" else None
 
-    def _set_state(self, state: str, message: str, report: bool) -> None:
+    def _set_state(self, state: str, message: str, report: bool, key: str) -> None:
         with self._lock:
             self._state = state
-            if not report or state == self._reported_state:
+            if not report or key == self._reported_state:
                 return
-            self._reported_state = state
+            self._reported_state = key
         if state == "ok":
             self._logger.info(f"calibration from {self._resolved_topic} in use")
         else:
