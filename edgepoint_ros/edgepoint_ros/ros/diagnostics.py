@@ -14,7 +14,20 @@ Key names are stable (tools and tests read them, see `status_values`):
                             header.stamp -> publish, over the last frames
     processing_ms_mean      time spent on one frame in the node
     last_error              text of the most recent error ("" if none)
-plus node-specific keys (keypoints_per_frame, matches_per_frame, runtime, ...).
+plus node-specific keys (keypoints_per_frame, matches_per_frame, runtime, ...),
+among them
+    num_keypoints, num_matches, num_inliers, num_tracked, is_keyframe
+                            the matcher's last frame (tracked = continuing a track)
+    inliers_per_frame, tracked_per_frame, keyframes, resets, sequence_gaps,
+    track_ids_issued, vins_features_published, vins_frames_without_calibration
+                            the matcher's tracking
+    calibration, camera_info_received, camera_info_invalid
+                            CameraInfo state (ok | missing | invalid | stale | size,
+                            see calibration.py) of the extractor and the matcher; the
+                            stereo node reports them per camera as <camera>_calibration...
+    sets_synchronised, frames_without_partner, <camera>_no_partner,
+    <camera>_queue_overflow, <camera>_late, <camera>_queued
+                            the stereo node's synchronisation (stream_sync.py)
 
 `ThrottledLog` keeps a flood of identical problems (a broken camera sending
 bad frames at 30 Hz) from flooding the log while every one is still counted.
