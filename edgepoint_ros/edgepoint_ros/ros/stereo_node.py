@@ -18,7 +18,8 @@ and `queue_size` parameters. Every image is accounted for: it is part of a
 set, still waiting for its partners, or dropped and counted per camera and
 reason in /diagnostics (`<name>_no_partner`, `<name>_queue_overflow`,
 `<name>_late`; `frames_without_partner` is their sum), with a warning (at
-most one per 5 s per camera and reason).
+most one per 5 s per camera and reason); at shutdown the frames still waiting
+are logged as `unmatched_at_end`.
 
 Processing follows the newest-frame policy (newest_frame.py) per set: the
 subscription callbacks only feed the synchroniser, a worker thread extracts
@@ -307,6 +308,9 @@ class StereoNode(Node):
         return level, summary_message(level, values), values
 
     def close(self) -> None:
+        """Stop the worker; frames still waiting for partners are counted and
+        logged as unmatched_at_end."""
+        self._sync.flush()
         self._worker.close()
 
 
