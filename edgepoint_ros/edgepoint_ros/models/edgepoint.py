@@ -134,6 +134,10 @@ class EdgePointModel(FeatureModel):
         t1 = time.perf_counter()
         outputs = self.session.run({"image": tensor})
         t2 = time.perf_counter()
+        channels = outputs["descriptors"].shape[1]
+        if channels != self.descriptor_dim:  # right names, wrong network
+            raise ValueError(f"{self.onnx_path} is not an EdgePoint model: its descriptors have "
+                             f"{channels} channels, EdgePoint's have {self.descriptor_dim}")
         h = int(round(height / sy))
         w = int(round(width / sx))
         score_map = outputs["scores"][0, 0, :h, :w]
