@@ -282,7 +282,12 @@ def declare(node, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
 
     values = {}
     for spec in specs:
-        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        # dynamic_typing: rclpy's own type check would answer a wrong type with
+        # "Wrong parameter type, expected '3' got '4'" before the node sees it;
+        # ParameterSpec.check (here and in check_changes) names the parameter,
+        # the expected type and the value instead.
+        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                                         dynamic_typing=True)
         try:
             parameter = node.declare_parameter(spec.name, spec.default, descriptor)
         except Exception as exc:  # rclpy's InvalidParameterTypeException & co.
