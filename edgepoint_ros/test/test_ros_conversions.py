@@ -18,7 +18,7 @@ from edgepoint_ros.ros.conversions import (MessageError, compressed_image_msg,
                                            compressed_msg_to_array, features_to_keypoints_msg,
                                            image_msg, image_msg_to_array,
                                            keypoints_msg_to_features)
-from edgepoint_ros.ros.matcher_node import FrameMatcher, KeypointFrame
+from edgepoint_ros.ros.matcher_node import KeypointFrame, TrackingFrontEnd
 from edgepoint_ros.ros.newest_frame import NewestFrameWorker
 
 RNG = np.random.default_rng(7)
@@ -141,27 +141,28 @@ def _frame(features, session=1, sequence=0, sec=0):
     return KeypointFrame(header, session, sequence, features)
 
 
-def test_frame_matcher_pairs_consecutive_frames_of_one_session_only():
-    matcher = FrameMatcher()
+def test_front_end_tracks_consecutive_frames_of_one_session_only():
+    front_end = TrackingFrontEnd()
     a = _features(seed=1)
-    assert matcher.push(_frame(a, sequence=0, sec=1)) == (None, "first frame")
+    result, reset = front_end.push(_frame(a, sequence=0, sec=1))
+    assert reset == "first frame" and result.num_matches == 0
     permutation = np.random.default_rng(3).permutation(len(a))
-    result, reset = matcher.push(_frame(a.subset(permutation), sequence=1, sec=2))
+    result, reset = front_end.push(_frame(a.subset(permutation), sequence=1, sec=2))
     assert reset is None
     np.testing.assert_array_equal(permutation[result.current_indices], result.reference_indices)
-    assert len(result.distances) == len(a) and np.allclose(result.distances, 0, atol=1e-3)
+    assert result.num_matches == len(a) and np.allclose(result.distances, 0, atol=1e-3)
 
-    result, reset = matcher.push(_frame(a, sequence=4, sec=3))
-    assert reset is None and matcher.sequence_gaps == 2
-    result, reset = matcher.push(_frame(a, session=2, sequence=0, sec=4))
-    assert result is None and "session changed from 1 to 2" in reset
-    result, reset = matcher.push(_frame(_features(kind="binary", dim=256), session=2,
-                                        sequence=1, sec=5))
-    assert result is None and "float32/64 to binary/256" in reset
-    result, reset = matcher.push(_frame(_features(kind="binary", dim=256), session=2,
-                                        sequence=2, sec=1))
-    assert result is None and "stamp went backwards" in reset
-    assert matcher.resets == 3
+    result, reset = front_end.push(_frame(a, sequence=4, sec=3))
+    assert reset is None and front_end.sequence_gaps == 2
+    result, reset = front_end.push(_frame(a, session=2, sequence=0, sec=4))
+    assert result.num_matches == 0 and "session changed from 1 to 2" in reset
+    result, reset = front_end.push(_frame(_features(kind="binary", dim=256), session=2,
+                                          sequence=1, sec=5))
+    assert result.num_matches == 0 and "float32/64 to binary/256" in reset
+    result, reset = front_end.push(_frame(_features(kind="binary", dim=256), session=2,
+                                          sequence=2, sec=1))
+    assert result.num_matches == 0 and "not after the previous frame" in reset
+    assert front_end.resets == 3
 
 
 def test_newest_frame_worker_skips_and_counts_what_it_could_not_process():

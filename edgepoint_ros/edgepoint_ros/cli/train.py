@@ -28,6 +28,15 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", choices=["xfeat", "none"], default=defaults.teacher)
     parser.add_argument("--threads", type=int, default=defaults.num_threads)
     parser.add_argument("--validate-every", type=int, default=defaults.validate_every)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--init", default="", metavar="CHECKPOINT",
+                        help="a new run starts from these EdgePoint weights (fine-tuning)")
+    parser.add_argument("--scale-range", default=None, metavar="LO,HI",
+                        help=f"zoom range of the strong view (default "
+                             f"{','.join(map(str, defaults.pair.scale_range))})")
+    parser.add_argument("--max-rotation", type=float, default=defaults.pair.max_rotation_deg)
+    parser.add_argument("--heavy-blur", type=float, default=defaults.pair.heavy_blur,
+                        help="probability of a strong defocus per view")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--ship", action="store_true",
                         help="install DIR/best.pt (or --checkpoint) as the package's EdgePoint weights")
@@ -35,10 +44,23 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.ship:
         return ship(Path(args.run_dir), Path(args.checkpoint) if args.checkpoint else None)
+    from ..training.data import PairConfig
     from ..training.trainer import train
+    pair = PairConfig(max_rotation_deg=args.max_rotation, heavy_blur=args.heavy_blur)
+    if args.scale_range:
+        try:
+            lo, hi = (float(v) for v in args.scale_range.split(","))
+        except ValueError:
+            parser.error(f"--scale-range must be LO,HI (two numbers), got {args.scale_range!r}")
+        if not 0 < lo < hi:
+            parser.error(f"--scale-range needs 0 < LO < HI, got {args.scale_range!r}")
+        pair.scale_range = (lo, hi)
+    if args.init and not Path(args.init).is_file():
+        parser.error(f"--init: no such checkpoint {args.init}")
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       teacher=args.teacher, num_threads=args.threads,
-                      validate_every=args.validate_every)
+                      validate_every=args.validate_every, warmup_steps=args.warmup_steps,
+                      init_from=args.init, pair=pair)
     best = train(args.run_dir, cfg, progress=not args.no_progress)
     print(f"best checkpoint: {best}")
     return 0

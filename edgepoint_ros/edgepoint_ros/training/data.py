@@ -89,6 +89,7 @@ class PairConfig:
     scale_range: tuple[float, float] = (0.55, 1.7)
     perspective: float = 0.22       # max corner displacement, fraction of the side
     mild_perspective: float = 0.05
+    heavy_blur: float = 0.0         # probability of a strong defocus (Gaussian sigma 1.5-4 px)
 
 
 def _corners(side: float) -> np.ndarray:
@@ -118,8 +119,9 @@ def random_homography(rng: np.random.Generator, cfg: PairConfig, strong: bool) -
     return cv2.getPerspectiveTransform(src.astype(np.float32), _corners(out))
 
 
-def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Illumination, contrast, gamma, blur, noise: the Oxford-like nuisances."""
+def photometric(image: np.ndarray, rng: np.random.Generator, heavy_blur: float = 0.0) -> np.ndarray:
+    """Illumination, contrast, gamma, blur, noise: the Oxford-like nuisances.
+    `heavy_blur`: probability of an extra strong defocus (bikes 1-5/1-6-like)."""
     img = image.astype(np.float32) / 255.0
     if rng.random() < 0.8:                                   # exposure / contrast
         img = (img - 0.5) * rng.uniform(0.6, 1.4) + 0.5 + rng.uniform(-0.2, 0.2)
@@ -146,6 +148,8 @@ def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             m = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1.0)
             kernel = cv2.warpAffine(kernel, m, (k, k))
             img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
+    if heavy_blur > 0 and rng.random() < heavy_blur:         # strong defocus
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.5, 4.0))
     if rng.random() < 0.4:                                   # sensor noise
         img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape).astype(np.float32)
     return (np.clip(img, 0, 1) * 255.0 + 0.5).astype(np.uint8)
@@ -182,7 +186,8 @@ def make_pair(bank: list[np.ndarray], rng: np.random.Generator, cfg: PairConfig)
     ones = np.ones((s, s), np.uint8)
     mask_a = cv2.warpPerspective(ones, h_a, size, flags=cv2.INTER_NEAREST, borderValue=0)
     mask_b = cv2.warpPerspective(ones, h_b, size, flags=cv2.INTER_NEAREST, borderValue=0)
-    return photometric(view_a, rng), photometric(view_b, rng), h_ab, mask_a, mask_b
+    return (photometric(view_a, rng, cfg.heavy_blur), photometric(view_b, rng, cfg.heavy_blur),
+            h_ab, mask_a, mask_b)
 
 
 def synthetic_pairs(bank, n: int, seed: int, cfg: PairConfig | None = None):

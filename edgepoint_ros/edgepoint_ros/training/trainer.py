@@ -37,6 +37,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     seed: int = 0
+    init_from: str = ""               # weights a new run starts from (fine-tuning); "" = random
     teacher: str = "xfeat"            # xfeat | none
     points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
     teacher_keypoints: int = 384
@@ -144,6 +145,10 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> Path:
         scheduler.load_state_dict(state["scheduler"])
         start, best = int(state["step"]), float(state["best"])
         print(f"resuming {run_dir} at step {start} (best validation {best:.3f})", flush=True)
+    elif cfg.init_from:
+        from ..models.edgepoint_net import load_weights
+        net.load_state_dict(load_weights(cfg.init_from).state_dict())
+        print(f"starting from the weights of {cfg.init_from}", flush=True)
     teacher = None
     if cfg.teacher == "xfeat":
         from .teacher import XFeatTeacher
