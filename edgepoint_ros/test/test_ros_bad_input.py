@@ -217,8 +217,7 @@ class Extractor:
                                                f"{EXTRACTOR}/set_parameters_atomically")
         assert probe.wait_for_subscribers(self.image) and probe.wait_for_subscribers(
             self.compressed)
-        assert probe.wait_until(
-            lambda: self.keypoints.subscription.get_publisher_count() >= 1, 10.0)
+        assert probe.wait_for_recordings(self.keypoints)
         assert self.client.wait_for_service(timeout_sec=10.0)
 
     def publish(self, msg):
@@ -465,6 +464,7 @@ class HandFed:
         assert probe.wait_for_subscribers(self.publisher)
         assert probe.wait_until(
             lambda: self.matches.subscription.get_publisher_count() >= 1, 10.0)
+        assert probe.wait_for_graph("/bad_match/matches", publishers=1, subscriptions=1)
         self.sequence = itertools.count()
 
     def message(self, features, session=77):

@@ -62,6 +62,9 @@ class Camera:
         self.frame = harness.natural_image()
         assert probe.wait_for_subscribers(self.image)
         assert probe.wait_for_subscribers(self.info, count=2)  # extractor and matcher
+        # extractor -> matcher and probe; matcher -> probe: all linked before the first image
+        assert probe.wait_for_graph("/cam/keypoints", publishers=1, subscriptions=2, settle=0.0)
+        assert probe.wait_for_recordings(self.keypoints, self.tracked, self.features)
 
     def send(self, info: dict | None = None, info_age_s: float = 0.0):
         """Publish CameraInfo (fields of `harness.camera_info_msg`, stamped

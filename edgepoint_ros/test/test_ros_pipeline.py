@@ -88,6 +88,7 @@ class ExtractorUnderTest:
         self.keypoints = probe.record(Keypoints, f"{namespace}/keypoints", OUTPUT_QOS)
         assert probe.wait_for_subscribers(self.image), "extractor does not subscribe to image"
         assert probe.wait_for_subscribers(self.compressed)
+        assert probe.wait_for_recordings(self.keypoints), "extractor does not publish keypoints"
 
     def send(self, msg, timeout=10.0, retry_s=0.0):
         """Publish `msg` and return the Keypoints with its stamp (None on timeout).

@@ -68,6 +68,7 @@ class Rig:
         self.diagnostics = probe.record(DiagnosticArray, "/diagnostics", 100, keep=500)
         for publisher in (*self.images.values(), *self.infos.values()):
             assert probe.wait_for_subscribers(publisher), "stereo node does not subscribe"
+        assert probe.wait_for_recordings(*self.keypoints.values(), self.matches)
 
     def publish(self, camera: str, time_ns: int) -> None:
         image = self.left_image if camera == "left" else self.right_image

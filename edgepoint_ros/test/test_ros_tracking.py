@@ -14,6 +14,8 @@ coordinates, velocities).
 """
 from __future__ import annotations
 
+import time
+
 import itertools
 
 import numpy as np
@@ -98,6 +100,14 @@ def publish_video(probe, processes) -> Outputs:
     assert probe.wait_for_subscribers(image_publisher)
     # The extractor and the /trk matcher listen to CameraInfo.
     assert probe.wait_for_subscribers(info_publisher, count=2)
+    # Every link of the chain is up before frame 0 (a volatile writer does not
+    # resend to a reader it matches late): extractor -> both matchers and the
+    # probe, each output -> the probe.
+    assert probe.wait_for_graph("/trk/keypoints", publishers=1, subscriptions=3)
+    for topic in ("/trk/keypoints/tracked", "/trk/matches", "/trk/feature",
+                  "/kf/keypoints/tracked", "/kf/matches"):
+        assert probe.wait_for_graph(topic, publishers=1, subscriptions=1, settle=0.0), topic
+    time.sleep(0.5)
     base_ns = 5_000 * 1_000_000_000
     for k, frame in enumerate(harness.video_frames(FRAMES)):
         stamp_ns = base_ns + k * FRAME_PERIOD_NS

@@ -123,6 +123,26 @@ class Probe:
     def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 10.0) -> bool:
         return self.wait_until(lambda: self.node.count_publishers(topic) >= count, timeout)
 
+    def wait_for_graph(self, topic: str, publishers: int = 0, subscriptions: int = 0,
+                       timeout: float = 10.0, settle: float = 0.5) -> bool:
+        """Wait until this probe sees `publishers` / `subscriptions` on `topic`
+        (any node's), then `settle` seconds more: discovery is per participant,
+        so a link the probe sees may need a moment more on the two nodes it
+        joins (a reliable volatile writer drops what it sends before that)."""
+        ok = self.wait_until(lambda: self.node.count_publishers(topic) >= publishers
+                             and self.node.count_subscribers(topic) >= subscriptions, timeout)
+        time.sleep(settle)
+        return ok
+
+    def wait_for_recordings(self, *recordings: Recording, timeout: float = 10.0,
+                            settle: float = 0.5) -> bool:
+        """Wait until every recording is matched with a publisher, then
+        `settle` seconds for the publishers' side of the same links."""
+        ok = self.wait_until(lambda: all(r.subscription.get_publisher_count() >= 1
+                                         for r in recordings), timeout)
+        time.sleep(settle)
+        return ok
+
     def close(self) -> None:
         self._stopping.set()
         self._thread.join(timeout=2.0)
