@@ -160,8 +160,6 @@ def test_camera_info_for_another_image_size_is_warned_and_not_used(cam):
 
 
 MALFORMED = {
-    "all-zero K (uncalibrated driver)": (dict(PLUMB_BOB, k=[0.0] * 9),
-                                         "K is all zeros: the camera is not calibrated"),
     "D of the wrong length": (dict(PLUMB_BOB, d=[0.1, 0.2, 0.0, 0.0]),
                               "distortion model 'plumb_bob' needs 5 coefficients in D; got 4"),
     "unknown distortion model": (dict(PLUMB_BOB, distortion_model="kannala"),
@@ -169,6 +167,29 @@ MALFORMED = {
     "NaN in K": (dict(PLUMB_BOB, k=[float("nan")] + PLUMB_BOB["k"][1:]),
                  "K contains NaN or infinite values"),
 }
+
+
+def test_uncalibrated_camera_info_is_no_error(cam):
+    """K = 0 is how ROS drivers say "not calibrated": told once at info level,
+    no normalised coordinates, not counted as invalid, calibration used again
+    as soon as a real one arrives."""
+    cam.diagnostics.clear()
+    before = {node: int(cam.diagnostics_of(node, lambda v: True)["camera_info_invalid"])
+              for node in ("extractor", "matcher")}
+    for _ in range(3):
+        keypoints, tracked = cam.send(dict(PLUMB_BOB, k=[0.0] * 9))
+        assert_not_normalised(keypoints, tracked)
+    assert cam.logged("has K = 0 (camera not calibrated); publishing keypoints without "
+                      "normalised coordinates")
+    for process in (cam.extractor, cam.matcher):
+        lines = [line for line in process.log_tail(200).splitlines() if "K = 0" in line]
+        assert len(lines) == 1 and lines[0].startswith("[INFO]"), lines
+    cam.states("uncalibrated")
+    for node in ("extractor", "matcher"):
+        assert int(cam.diagnostics_of(node, lambda v: True)["camera_info_invalid"]) == before[node]
+    keypoints, tracked = cam.send(PLUMB_BOB)
+    assert len(keypoints.x_normalized) == len(keypoints.x)
+    cam.states("ok")
 
 
 def test_malformed_camera_info_is_counted_warned_and_never_stops_the_nodes(cam):

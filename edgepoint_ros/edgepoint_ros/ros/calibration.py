@@ -8,10 +8,13 @@ without normalised coordinates. Why not is one of these states (the
 `calibration` value in /diagnostics):
 
 * ``missing``: no CameraInfo received yet;
-* ``invalid``: the newest CameraInfo cannot be used (all-zero K as published by
-  uncalibrated drivers and by the player, an unknown distortion model, a D of
-  the wrong length, NaNs...). It is counted (`camera_info_invalid`), never
-  raised: a broken calibration publisher must not stop the keypoints;
+* ``uncalibrated``: the newest CameraInfo has an all-zero K, the ROS way of
+  saying "this camera is not calibrated" (uncalibrated drivers, the player).
+  Not an error: logged once at info level, not counted as invalid;
+* ``invalid``: the newest CameraInfo cannot be used (an unknown distortion
+  model, a D of the wrong length, NaNs, a non-positive focal length...). It is
+  counted (`camera_info_invalid`), never raised: a broken calibration
+  publisher must not stop the keypoints;
 * ``stale``: the newest CameraInfo is older than the frame by more than
   `max_age_s` (drivers publish one with every image, so an old one means
   its publisher stopped);
@@ -36,7 +39,7 @@ import time
 from ..camera_models import CameraModel, calibration_status
 from .qos import qos_profile
 
-STATES = ("missing", "invalid", "stale", "size", "ok")
+STATES = ("missing", "uncalibrated", "invalid", "stale", "size", "ok")
 MISSING_GRACE_S = 1.0
 
 
@@ -52,6 +55,7 @@ class CameraInfoListener:
         self._lock = threading.Lock()
         self._camera: CameraModel | None = None
         self._invalid_reason = ""
+        self._uncalibrated = False
         self._received = 0
         self._invalid = 0
         self._state = "missing"
@@ -63,15 +67,18 @@ class CameraInfoListener:
         self._resolved_topic = node.resolve_topic_name(topic)
 
     def _on_camera_info(self, msg) -> None:
-        try:
-            camera = CameraModel.from_camera_info(msg)
-            problem = ""
-        except (ValueError, TypeError) as error:
-            camera, problem = None, str(error)
+        uncalibrated = not any(msg.k)
+        camera, problem = None, ""
+        if not uncalibrated:
+            try:
+                camera = CameraModel.from_camera_info(msg)
+            except (ValueError, TypeError) as error:
+                problem = str(error)
         with self._lock:
             self._received += 1
             self._camera = camera
             self._invalid_reason = problem
+            self._uncalibrated = uncalibrated
             if problem:
                 self._invalid += 1
 
@@ -81,10 +88,15 @@ class CameraInfoListener:
         now = time.monotonic()
         with self._lock:
             camera, invalid_reason = self._camera, self._invalid_reason
+            uncalibrated = self._uncalibrated
             if self._first_frame_time is None:
                 self._first_frame_time = now
             waited = now - self._first_frame_time
-        if invalid_reason:
+        if uncalibrated:
+            state = "uncalibrated"
+            message = (f"CameraInfo on {self._resolved_topic} has K = 0 (camera not "
+                       "calibrated); publishing keypoints without normalised coordinates")
+        elif invalid_reason:
             state = "invalid"
             message = (f"unusable CameraInfo on {self._resolved_topic}: {invalid_reason}; "
                        "publishing keypoints without normalised coordinates")
@@ -105,6 +117,8 @@ class CameraInfoListener:
             self._reported_state = key
         if state == "ok":
             self._logger.info(f"calibration from {self._resolved_topic} in use")
+        elif state == "uncalibrated":
+            self._logger.info(message)
         else:
             self._logger.warning(message)
 
