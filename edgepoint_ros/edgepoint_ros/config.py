@@ -19,8 +19,36 @@ MAX_NMS_RADIUS = 100
 MIN_RESIZE, MAX_RESIZE = 32, 16384
 
 
+class Settings:
+    """What every settings dataclass (ExtractorConfig, tracking.TrackerConfig)
+    offers: its field names (one ROS parameter each), a plain dict, and
+    construction from a mapping that refuses unknown names. A subclass names
+    itself in SETTINGS_NAME and implements validate()."""
+
+    SETTINGS_NAME = "settings"
+
+    def validate(self):
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: dict):
+        unknown = set(values) - set(cls.field_names())
+        if unknown:
+            raise ValueError(f"unknown {cls.SETTINGS_NAME}: {', '.join(sorted(unknown))}")
+        return cls(**values).validate()
+
+
 @dataclass
-class ExtractorConfig:
+class ExtractorConfig(Settings):
+    SETTINGS_NAME = "extractor settings"
+
     # Which network or baseline: edgepoint | xfeat | orb | sift.
     model: str = "edgepoint"
     # Path to weights: an ONNX file, or a PyTorch checkpoint (.pt/.pth, e.g. the
@@ -83,17 +111,3 @@ class ExtractorConfig:
                 raise ValueError(f"{name} must be 0 (native size) or in [{MIN_RESIZE}, "
                                  f"{MAX_RESIZE}] pixels; got {value}")
         return self
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def from_mapping(cls, values: dict) -> "ExtractorConfig":
-        unknown = set(values) - set(cls.field_names())
-        if unknown:
-            raise ValueError(f"unknown extractor settings: {', '.join(sorted(unknown))}")
-        return cls(**values).validate()

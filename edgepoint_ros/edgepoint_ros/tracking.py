@@ -49,11 +49,12 @@ restarts: the frame starts a new sequence with new ids and the result's
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .config import Settings
 from .features import Features
 from .geometry import VERIFICATION_METHODS, Verification, verify_matches
 from .matching import match_descriptors
@@ -62,8 +63,10 @@ REFERENCE_MODES = ("previous", "keyframe")
 
 
 @dataclass
-class TrackerConfig:
+class TrackerConfig(Settings):
     """Settings of the tracker; the matcher node declares one ROS parameter per field."""
+
+    SETTINGS_NAME = "tracker settings"
 
     # Keep a match only if it is the nearest neighbour in both directions.
     mutual: bool = True
@@ -114,20 +117,6 @@ class TrackerConfig:
             raise ValueError(f"keyframe_max_frames must be >= 0 (0 = no limit); "
                              f"got {self.keyframe_max_frames}")
         return self
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def from_mapping(cls, values: dict) -> "TrackerConfig":
-        unknown = set(values) - set(cls.field_names())
-        if unknown:
-            raise ValueError(f"unknown tracker settings: {', '.join(sorted(unknown))}")
-        return cls(**values).validate()
 
 
 @dataclass

@@ -49,7 +49,8 @@ def test_warm_up_and_percentiles():
 
 
 @pytest.mark.parametrize("argv, problem", [
-    (["--minutes", "0"], "--minutes, --rate and --sample-s must be > 0"),
+    (["--minutes", "0"], "--minutes and --sample-s must be > 0"),
+    (["--rate", "0"], "--rate must be > 0"),
     (["--memory-bound-mb", "-1"], "--memory-bound-mb must be >= 0"),
     (["--width", "0"], "--width and --height must be > 0"),
 ])

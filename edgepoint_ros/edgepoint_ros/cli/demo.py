@@ -40,10 +40,8 @@ class DemoError(RuntimeError):
     pass
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0,
-                        help="seconds of video to publish (default 10)")
+def add_pipeline_arguments(parser: argparse.ArgumentParser, output: Path, writes: str) -> None:
+    """The camera, extractor and run options the demo and the soak share."""
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz (30)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
@@ -52,17 +50,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default="",
                         help="override the extractor's model (default: config/extractor.yaml)")
     parser.add_argument("--device", default="", help="override the extractor's device")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help=f"directory for summary.json, matches.png, logs ({DEFAULT_OUTPUT})")
+    parser.add_argument("--output", type=Path, default=output,
+                        help=f"directory for {writes} ({output})")
     parser.add_argument("--domain-id", type=int, default=0,
                         help="ROS_DOMAIN_ID (default: random in 1..100)")
     parser.add_argument("--startup-timeout", type=float, default=120.0,
                         help="seconds the nodes may take to start (first run exports ONNX)")
-    args = parser.parse_args(argv)
-    if args.duration <= 0 or args.rate <= 0:
-        parser.error("--duration and --rate must be > 0")
+
+
+def check_pipeline_arguments(parser: argparse.ArgumentParser, args) -> None:
+    if args.rate <= 0:
+        parser.error("--rate must be > 0")
     if args.width <= 0 or args.height <= 0:
         parser.error("--width and --height must be > 0")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds of video to publish (default 10)")
+    add_pipeline_arguments(parser, DEFAULT_OUTPUT, "summary.json, matches.png, logs")
+    args = parser.parse_args(argv)
+    if args.duration <= 0:
+        parser.error("--duration must be > 0")
+    check_pipeline_arguments(parser, args)
     return args
 
 
@@ -327,25 +338,33 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    # Ctrl-C and a plain `kill` both end the demo through the same clean shutdown
-    # (also when started from a shell that ignores SIGINT for background jobs).
+def run_stoppable(label: str, make):
+    """`make()` a runner of node processes (Demo, Soak), `run()` it and always
+    `close()` it. Ctrl-C and a plain `kill` both end it through the same clean
+    shutdown (also from a shell that ignores SIGINT for background jobs).
+    Returns (exit status, what run() returned or None)."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    demo = None
+    runner = None
     try:
-        demo = Demo(args)
-        summary = demo.run()
+        runner = make()
+        return 0, runner.run()
     except KeyboardInterrupt:
-        print("\n[demo] interrupted; stopping the nodes", file=sys.stderr)
-        return 130
+        print(f"\n[{label}] interrupted; stopping the nodes", file=sys.stderr)
+        return 130, None
     except (DemoError, FileNotFoundError, ValueError) as exc:
-        print(f"[demo] FAILED: {exc}", file=sys.stderr)
-        return 1
+        print(f"[{label}] FAILED: {exc}", file=sys.stderr)
+        return 1, None
     finally:
-        if demo is not None:
-            demo.close()
+        if runner is not None:
+            runner.close()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    status, summary = run_stoppable("demo", lambda: Demo(args))
+    if status:
+        return status
     print(format_summary(summary))
     print(f"[demo] summary written to {args.output / 'summary.json'}")
     if not summary["keypoints_messages"] or not summary["matches_messages"]:

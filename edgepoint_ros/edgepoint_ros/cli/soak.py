@@ -37,15 +37,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .demo import Demo, DemoError, _interrupt
+from .demo import (Demo, DemoError, add_pipeline_arguments, check_pipeline_arguments,
+                   run_stoppable)
 
 DEFAULT_OUTPUT = Path("artifacts/soak")
 NODES = ("player", "extractor", "matcher")
@@ -58,29 +57,15 @@ DIAGNOSTICS = {"diagnostics_period": 0.25}
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="run time (default 10)")
-    parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz (30)")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--source", default="",
-                        help="video file or image directory (default: opencv-doc vtest.avi)")
-    parser.add_argument("--model", default="",
-                        help="override the extractor's model (default: config/extractor.yaml)")
-    parser.add_argument("--device", default="", help="override the extractor's device")
+    add_pipeline_arguments(parser, DEFAULT_OUTPUT, "soak.json, soak.png, logs")
     parser.add_argument("--memory-bound-mb", type=float, default=30.0,
                         help="allowed RSS growth per node after warm-up (default 30 MB)")
     parser.add_argument("--sample-s", type=float, default=5.0,
                         help="seconds between two memory samples (default 5)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help=f"directory for soak.json, soak.png, logs ({DEFAULT_OUTPUT})")
-    parser.add_argument("--domain-id", type=int, default=0,
-                        help="ROS_DOMAIN_ID (default: random in 1..100)")
-    parser.add_argument("--startup-timeout", type=float, default=120.0,
-                        help="seconds the nodes may take to start")
     args = parser.parse_args(argv)
-    if args.minutes <= 0 or args.rate <= 0 or args.sample_s <= 0:
-        parser.error("--minutes, --rate and --sample-s must be > 0")
-    if args.width <= 0 or args.height <= 0:
-        parser.error("--width and --height must be > 0")
+    if args.minutes <= 0 or args.sample_s <= 0:
+        parser.error("--minutes and --sample-s must be > 0")
+    check_pipeline_arguments(parser, args)
     if args.memory_bound_mb < 0:
         parser.error("--memory-bound-mb must be >= 0")
     return args
@@ -423,21 +408,9 @@ def write_plot(report: dict, keypoints: ArrivalLog, path: Path, window_s: float 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    soak = None
-    try:
-        soak = Soak(args)
-        report = soak.run()
-    except KeyboardInterrupt:
-        print("\n[soak] interrupted; stopping the nodes", file=sys.stderr)
-        return 130
-    except (DemoError, FileNotFoundError, ValueError) as exc:
-        print(f"[soak] FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if soak is not None:
-            soak.close()
+    status, report = run_stoppable("soak", lambda: Soak(args))
+    if status:
+        return status
     print(format_report(report))
     print(f"[soak] report written to {args.output / 'soak.json'} and {report['plot']}")
     return 0 if report["verdict"] == "PASS" else 1
