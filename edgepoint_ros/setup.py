@@ -36,6 +36,7 @@ setup(
             "demo = edgepoint_ros.cli.demo:main",
             "process_bag = edgepoint_ros.cli.process_bag:main",
             "evaluate_sequence = edgepoint_ros.cli.evaluate_sequence:main",
+            "soak = edgepoint_ros.cli.soak:main",
         ],
     },
 )
