@@ -32,7 +32,9 @@ def _nodes(context):
     user_file = LaunchConfiguration("params_file").perform(context)
     model = LaunchConfiguration("model").perform(context)
     device = LaunchConfiguration("device").perform(context)
-    overrides = {name: value for name, value in (("model", model), ("device", device)) if value}
+    transport = LaunchConfiguration("image_transport").perform(context)
+    overrides = {name: value for name, value in (("model", model), ("device", device),
+                                                 ("image_transport", transport)) if value}
     user = [user_file] if user_file else []
     extractor_parameters = [config + "extractor.yaml", *user] + ([overrides] if overrides else [])
     camera_info = LaunchConfiguration("camera_info").perform(context) or _next_to(
@@ -65,6 +67,9 @@ def generate_launch_description():
         DeclareLaunchArgument("device", default_value="",
                               description="auto | cpu | cuda | tensorrt | gpu | npu "
                                           "(default: extractor.yaml)"),
+        DeclareLaunchArgument("image_transport", default_value="",
+                              description="raw | compressed: subscribe to the image topic or "
+                                          "to <image>/compressed (default: extractor.yaml)"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of both nodes and their topics"),
         OpaqueFunction(function=_nodes),

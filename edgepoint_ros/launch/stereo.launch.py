@@ -40,13 +40,17 @@ def _nodes(context):
     model = LaunchConfiguration("model").perform(context)
     device = LaunchConfiguration("device").perform(context)
     slop = LaunchConfiguration("slop").perform(context)
-    overrides = {name: value for name, value in (("model", model), ("device", device)) if value}
+    transport = LaunchConfiguration("image_transport").perform(context)
+    overrides = {name: value for name, value in (("model", model), ("device", device),
+                                                 ("image_transport", transport)) if value}
     if slop:
         overrides["slop"] = float(slop)
     parameters = [config + "stereo.yaml", *([user_file] if user_file else []),
                   *([overrides] if overrides else [])]
-    remappings = [("left/image", left), ("left/camera_info", left_info),
-                  ("right/image", right), ("right/camera_info", right_info)]
+    remappings = [("left/image", left), ("left/image/compressed", left + "/compressed"),
+                  ("left/camera_info", left_info),
+                  ("right/image", right), ("right/image/compressed", right + "/compressed"),
+                  ("right/camera_info", right_info)]
     return [Node(package=PACKAGE, executable="stereo_extractor", name="stereo_extractor",
                  namespace=LaunchConfiguration("namespace"), output="screen",
                  parameters=parameters, remappings=remappings)]
@@ -73,6 +77,9 @@ def generate_launch_description():
         DeclareLaunchArgument("device", default_value="",
                               description="auto | cpu | cuda | tensorrt | gpu | npu "
                                           "(default: stereo.yaml)"),
+        DeclareLaunchArgument("image_transport", default_value="",
+                              description="raw | compressed: subscribe to the image topic or "
+                                          "to <image>/compressed (default: stereo.yaml)"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the node and its topics"),
         OpaqueFunction(function=_nodes),

@@ -43,6 +43,9 @@ def processes():
         "learned": harness.start_node("extractor", "/learned", FAST),
         "orb": harness.start_node("extractor", "/orb", {**FAST, "model": "orb",
                                                         "qos": "reliable", "max_keypoints": 500}),
+        "orb_jpeg": harness.start_node("extractor", "/orbjpeg", {
+            **FAST, "model": "orb", "qos": "reliable", "max_keypoints": 500,
+            "image_transport": "compressed"}),
         "orb_matcher": harness.start_node("matcher", "/orb", FAST),
         # No geometric verification: the hand-made Keypoints below have random positions.
         "matcher": harness.start_node("matcher", "/match", {**FAST, "verification": "none"}),
@@ -71,6 +74,12 @@ def orb(processes, probe):
 
 
 @pytest.fixture(scope="module")
+def orb_jpeg(processes, probe):
+    harness.wait_ready(processes["orb_jpeg"])
+    return ExtractorUnderTest(probe, "/orbjpeg", processes["orb_jpeg"], RELIABLE, "compressed")
+
+
+@pytest.fixture(scope="module")
 def learned(processes, probe):
     harness.wait_ready(processes["learned"])
     return ExtractorUnderTest(probe, "/learned", processes["learned"], RELIABLE)
@@ -79,22 +88,22 @@ def learned(processes, probe):
 class ExtractorUnderTest:
     """Publishers and recordings around one extractor namespace."""
 
-    def __init__(self, probe, namespace, process, image_qos):
+    def __init__(self, probe, namespace, process, image_qos, transport="raw"):
         self.probe, self.namespace, self.process = probe, namespace, process
         self.name = f"{namespace}/extractor"
-        self.image = probe.publisher(Image, f"{namespace}/image", image_qos)
-        self.compressed = probe.publisher(CompressedImage, f"{namespace}/image/compressed",
-                                          image_qos)
+        self.transport = transport
+        self.topic = f"{namespace}/image" + ("/compressed" if transport == "compressed" else "")
+        self.publisher = probe.publisher(
+            CompressedImage if transport == "compressed" else Image, self.topic, image_qos)
         self.keypoints = probe.record(Keypoints, f"{namespace}/keypoints", OUTPUT_QOS)
-        assert probe.wait_for_subscribers(self.image), "extractor does not subscribe to image"
-        assert probe.wait_for_subscribers(self.compressed)
+        assert probe.wait_for_subscribers(self.publisher), f"extractor does not subscribe to {self.topic}"
         assert probe.wait_for_recordings(self.keypoints), "extractor does not publish keypoints"
 
     def send(self, msg, timeout=10.0, retry_s=0.0):
         """Publish `msg` and return the Keypoints with its stamp (None on timeout).
         With retry_s > 0 it republishes every retry_s seconds (for best-effort
         subscriptions, which drop what arrives before discovery completes)."""
-        publisher = self.compressed if isinstance(msg, CompressedImage) else self.image
+        publisher = self.publish_of(msg)
         stamp = msg.header.stamp
         attempts, wait = (max(1, round(timeout / retry_s)), retry_s) if retry_s else (1, timeout)
         for _ in range(attempts):
@@ -104,6 +113,19 @@ class ExtractorUnderTest:
             if found is not None:
                 return found
         return None
+
+    def publish_of(self, msg):
+        """This extractor's image publisher, after checking `msg` is of its transport."""
+        assert isinstance(msg, CompressedImage) == (self.transport == "compressed"), \
+            f"{self.name} takes {self.transport} images, not {type(msg).__name__}"
+        return self.publisher
+
+    def good_frame(self, stamp):
+        """A natural 640x480 frame in this extractor's transport."""
+        image = harness.natural_image()
+        if self.transport == "raw":
+            return harness.image_to_msg(image, "bgr8", stamp)
+        return harness.compressed_msg(cv2.imencode(".jpg", image)[1].tobytes(), stamp)
 
 
 def _xy(msg):
@@ -184,13 +206,13 @@ def test_every_supported_encoding_gives_the_same_keypoints(orb):
                                       np.asarray(reference.binary_descriptors), err_msg=name)
 
 
-def test_compressed_image_in_keypoints_out(orb):
+def test_compressed_image_in_keypoints_out(orb, orb_jpeg):
     image = harness.natural_image()
     reference = orb.send(harness.image_to_msg(image, "bgr8", next_stamp()))
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
     msg = harness.compressed_msg(jpeg.tobytes(), next_stamp(), frame_id="jpeg_camera")
-    keypoints = orb.send(msg)
-    assert keypoints is not None, orb.process.log_tail()
+    keypoints = orb_jpeg.send(msg)
+    assert keypoints is not None, orb_jpeg.process.log_tail()
     assert keypoints.header.frame_id == "jpeg_camera"
     assert (keypoints.image_width, keypoints.image_height) == (640, 480)
     assert abs(len(keypoints.x) - len(reference.x)) <= 0.2 * len(reference.x)
@@ -228,19 +250,36 @@ BAD_INPUTS = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_logged_counted_and_the_next_frame_is_served(orb, diagnostics, case):
-    make, problem = BAD_INPUTS[case]
-    errors_before = int(_fresh_diag(diagnostics, orb.name)["errors"])
-    bad = make(next_stamp())
-    (orb.compressed if isinstance(bad, CompressedImage) else orb.image).publish(bad)
+def test_one_image_transport_per_extractor(probe, orb, orb_jpeg):
+    """image_transport: raw subscribes to image only, compressed to
+    image/compressed only (a driver publishing both must not be processed twice
+    nor made to JPEG-encode every frame for nothing)."""
+    def extractor_subscriptions(namespace, topic):
+        return sum(info.node_name == "extractor" and info.node_namespace == namespace
+                   for info in probe.node.get_subscriptions_info_by_topic(topic))
 
-    values = _diag(diagnostics, orb.name,
+    assert extractor_subscriptions("/orb", "/orb/image") == 1
+    assert extractor_subscriptions("/orb", "/orb/image/compressed") == 0
+    assert extractor_subscriptions("/orbjpeg", "/orbjpeg/image/compressed") == 1
+    assert extractor_subscriptions("/orbjpeg", "/orbjpeg/image") == 0
+    assert orb_jpeg.process.wait_for_log("/orbjpeg/image/compressed (compressed)", 1.0)
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_logged_counted_and_the_next_frame_is_served(orb, orb_jpeg, diagnostics,
+                                                                  case):
+    make, problem = BAD_INPUTS[case]
+    bad = make(next_stamp())
+    node = orb_jpeg if isinstance(bad, CompressedImage) else orb
+    errors_before = int(_fresh_diag(diagnostics, node.name)["errors"])
+    node.publish_of(bad).publish(bad)
+
+    values = _diag(diagnostics, node.name,
                    lambda v: int(v["errors"]) > errors_before and problem in v["last_error"])
     assert int(values["errors"]) == errors_before + 1
-    assert orb.process.wait_for_log(problem, 5.0), orb.process.log_tail()
-    assert orb.process.alive()
-    keypoints = orb.send(harness.image_to_msg(harness.natural_image(), "bgr8", next_stamp()))
+    assert node.process.wait_for_log(problem, 5.0), node.process.log_tail()
+    assert node.process.alive()
+    keypoints = node.send(node.good_frame(next_stamp()))
     assert keypoints is not None and len(keypoints.x) > 100
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import itertools
 
+import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from edgepoint_msgs.msg import Keypoints, Matches
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 import ros_harness as harness
 from edgepoint_ros.camera_models import CameraModel
@@ -193,3 +194,45 @@ def test_fewer_than_two_cameras_is_refused_at_start_up():
     with harness.stopped(process):
         assert process.wait(30.0) == 1, process.log_tail()
     assert "parameter cameras must name at least 2 cameras" in process.log()
+
+
+def test_compressed_transport_pairs_jpeg_frames():
+    """image_transport: compressed: the node reads <camera>/image/compressed only
+    and pairs JPEG frames like raw ones."""
+    process = harness.start_node("stereo_extractor", "/stereojpeg",
+                                 {**PARAMETERS, "image_transport": "compressed"},
+                                 config="stereo.yaml")
+    probe = harness.make_probe("test_ros_stereo_jpeg")
+    with harness.stopped(process):
+        try:
+            harness.wait_ready(process)
+            left_image, right_image = harness.stereo_pair()
+            publishers = {name: probe.publisher(CompressedImage,
+                                                f"/stereojpeg/{name}/image/compressed", RELIABLE)
+                          for name in ("left", "right")}
+            keypoints = {name: probe.record(Keypoints, f"/stereojpeg/{name}/keypoints",
+                                            OUTPUT_QOS) for name in ("left", "right")}
+            matches = probe.record(Matches, "/stereojpeg/stereo/matches", OUTPUT_QOS)
+            for publisher in publishers.values():
+                assert probe.wait_for_subscribers(publisher)
+            assert probe.wait_for_recordings(*keypoints.values(), matches)
+            raw_subscribers = [info for name in ("left", "right")
+                               for info in probe.node.get_subscriptions_info_by_topic(
+                                   f"/stereojpeg/{name}/image")]
+            assert raw_subscribers == []
+
+            time_ns = next_time_ns()
+            for name, image in (("left", left_image), ("right", right_image)):
+                jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+                publishers[name].publish(harness.compressed_msg(
+                    jpeg.tobytes(), stamp(time_ns), frame_id=f"{name}_optical"))
+            found = matches.wait_for(lambda m: harness.stamp_ns(m.header.stamp) == time_ns, 10.0)
+            assert found is not None, process.log_tail()
+            for name in ("left", "right"):
+                msg = keypoints[name].wait_for(
+                    lambda m: harness.stamp_ns(m.header.stamp) == time_ns, 5.0)
+                assert msg is not None and len(msg.x) > 200
+                assert msg.header.frame_id == f"{name}_optical"
+            assert np.asarray(found.inliers, bool).sum() >= 50
+        finally:
+            probe.close()

@@ -2,16 +2,19 @@
 
 Topics
     in   image              sensor_msgs/Image (mono8, mono16, bgr8, rgb8, bgra8, rgba8,
-                            16-bit colour, Bayer, YUV 4:2:2, 32FC1 in [0, 1])
-    in   image/compressed   sensor_msgs/CompressedImage (JPEG, PNG, ...)
+                            16-bit colour, Bayer, YUV 4:2:2, 32FC1 in [0, 1]);
+                            with image_transport: raw (default)
+    in   image/compressed   sensor_msgs/CompressedImage (JPEG, PNG, ...);
+                            with image_transport: compressed
     in   camera_info        sensor_msgs/CameraInfo (optional): when usable (calibration.py),
                             keypoints carry x_normalized/y_normalized
     out  keypoints          edgepoint_msgs/Keypoints (header copied from the image)
     out  keypoints/debug_image  sensor_msgs/Image, keypoints drawn; only while subscribed
     out  /diagnostics       diagnostic_msgs/DiagnosticArray (see diagnostics.py)
 
-Parameters: one per ExtractorConfig field plus qos, publish_debug_image,
-warmup_runs, diagnostics_period (all in parameters.py).
+Parameters: one per ExtractorConfig field plus image_transport, qos,
+publish_debug_image, warmup_runs, max_image_pixels, calibration_max_age,
+diagnostics_period (all in parameters.py).
 
 Newest-frame policy (newest_frame.py): the subscription callbacks only store
 the newest message; a worker thread runs the model on it. A frame replaced
@@ -87,7 +90,9 @@ class ExtractorNode(Node):
         self._model_lock = threading.Lock()
         self._last_frame_size = TRIAL_FRAME_SIZE
         self._last_frame_time: float | None = None
-        self._image_publishers = {"image": 0, "image/compressed": 0}
+        self._transport = self._values["image_transport"]
+        self._image_topic = "image" if self._transport == "raw" else "image/compressed"
+        self._image_publishers = {self._image_topic: 0}
         self._model = self._build_model(self._config)
         self._runtime = self._model.runtime_info()
 
@@ -106,11 +111,13 @@ class ExtractorNode(Node):
             Image, "keypoints/debug_image", OUTPUT_QOS,
             event_callbacks=self._publisher_events("keypoints/debug_image"))
         input_qos = qos_profile(self._values["qos"])
-        self.create_subscription(Image, "image", lambda msg: self._on_message(msg, "image"),
-                                 input_qos, event_callbacks=self._subscription_events("image"))
-        self.create_subscription(CompressedImage, "image/compressed",
-                                 lambda msg: self._on_message(msg, "compressed"), input_qos,
-                                 event_callbacks=self._subscription_events("image/compressed"))
+        if self._transport == "raw":
+            self.create_subscription(Image, "image", lambda msg: self._on_message(msg, "image"),
+                                     input_qos, event_callbacks=self._subscription_events("image"))
+        else:
+            self.create_subscription(CompressedImage, "image/compressed",
+                                     lambda msg: self._on_message(msg, "compressed"), input_qos,
+                                     event_callbacks=self._subscription_events("image/compressed"))
         self._calibration = CameraInfoListener(self, "camera_info",
                                                self._values["calibration_max_age"])
         self._diagnostics = DiagnosticsPublisher(self, self._values["diagnostics_period"],
@@ -123,8 +130,7 @@ class ExtractorNode(Node):
         self.get_logger().info(
             f"ready: model {self._config.model}, runtime {self._runtime}, input QoS "
             f"{describe(input_qos)}, session {self._session_id}; subscribed to "
-            f"{self.resolve_topic_name('image')} and "
-            f"{self.resolve_topic_name('image/compressed')}")
+            f"{self.resolve_topic_name(self._image_topic)} ({self._transport})")
 
     # ---- model -------------------------------------------------------------
     def _build_model(self, config: ExtractorConfig):

@@ -101,6 +101,19 @@ def _diagnostics_period() -> ParameterSpec:
                          read_only=True, minimum=0.05, maximum=60.0)
 
 
+IMAGE_TRANSPORTS = ("raw", "compressed")
+
+
+def _image_transport() -> ParameterSpec:
+    return ParameterSpec("image_transport", "raw",
+                         "How images arrive: raw (sensor_msgs/Image on <image>) or compressed "
+                         "(sensor_msgs/CompressedImage on <image>/compressed). One only, as "
+                         "image_transport subscribers do: a camera driver publishes both, and "
+                         "subscribing to both would process every frame twice and make the "
+                         "driver JPEG-encode every frame.", read_only=True,
+                         choices=IMAGE_TRANSPORTS)
+
+
 def _calibration_max_age() -> ParameterSpec:
     return ParameterSpec("calibration_max_age", 1.0,
                          "Seconds a CameraInfo may be older than the image it is used for; older "
@@ -109,6 +122,7 @@ def _calibration_max_age() -> ParameterSpec:
 
 
 EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
+    _image_transport(),
     ParameterSpec("qos", "sensor_data",
                   "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
                   "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
@@ -251,6 +265,7 @@ STEREO_PARAMETERS: tuple[ParameterSpec, ...] = tuple(
                   "Frames per camera waiting for their partners; beyond it the oldest is "
                   "dropped (counted as queue_overflow).", read_only=True,
                   minimum=1, maximum=1000),
+    _image_transport(),
     ParameterSpec("qos", "sensor_data",
                   "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
                   "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),

@@ -1,7 +1,9 @@
 """Stereo / multi-camera extractor: synchronised camera images in, keypoints per camera and left-right matches out.
 
 Topics (executable and node `stereo_extractor`; `cameras` = [left, right] by default)
-    in   <name>/image          sensor_msgs/Image of each camera (encodings as the extractor)
+    in   <name>/image          sensor_msgs/Image of each camera (encodings as the extractor),
+                               or with image_transport: compressed
+         <name>/image/compressed   sensor_msgs/CompressedImage (JPEG, PNG, ...)
     in   <name>/camera_info    sensor_msgs/CameraInfo (optional): normalised coordinates,
                                RANSAC on undistorted pixels
     out  <name>/keypoints      edgepoint_msgs/Keypoints per camera; the cameras of one
@@ -56,7 +58,8 @@ from ..stream_sync import DROP_REASONS, ApproximateTimeSynchronizer
 from ..tracking import TrackerConfig
 from . import parameters
 from .calibration import CameraInfoListener
-from .conversions import MessageError, features_to_keypoints_msg, image_msg_to_array, stamp_to_ns
+from .conversions import (MessageError, compressed_msg_to_array, features_to_keypoints_msg,
+                          image_msg_to_array, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker
 from .node_main import run
@@ -144,18 +147,22 @@ class StereoNode(Node):
         self._last_set: dict[str, str] = {}
 
         from edgepoint_msgs.msg import Keypoints, Matches
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CompressedImage, Image
 
         self._sync = ApproximateTimeSynchronizer(
             len(self._cameras), queue_size=self._values["queue_size"],
             slop_s=self._values["slop"], callback=self._on_set, on_drop=self._on_drop)
         input_qos = qos_profile(self._values["qos"])
+        compressed = self._values["image_transport"] == "compressed"
+        image_type, image_topic = ((CompressedImage, "image/compressed") if compressed
+                                   else (Image, "image"))
+        self._decode = compressed_msg_to_array if compressed else image_msg_to_array
         self._keypoints_publishers = []
         self._calibrations = []
         for index, name in enumerate(self._cameras):
             self.create_subscription(
-                Image, f"{name}/image", lambda msg, i=index: self._on_image(i, msg), input_qos,
-                event_callbacks=self._subscription_events(f"{name}/image"))
+                image_type, f"{name}/{image_topic}", lambda msg, i=index: self._on_image(i, msg),
+                input_qos, event_callbacks=self._subscription_events(f"{name}/{image_topic}"))
             self._keypoints_publishers.append(
                 self.create_publisher(Keypoints, f"{name}/keypoints", OUTPUT_QOS))
             self._calibrations.append(CameraInfoListener(
@@ -167,7 +174,8 @@ class StereoNode(Node):
         self._worker = NewestFrameWorker("stereo-worker", self._process,
                                          lambda: self._stats.count("frames_skipped"),
                                          self._on_error)
-        topics = ", ".join(self.resolve_topic_name(f"{name}/image") for name in self._cameras)
+        topics = ", ".join(self.resolve_topic_name(f"{name}/{image_topic}")
+                           for name in self._cameras)
         self.get_logger().info(
             f"ready: model {self._config.model}, runtime {self._runtime}, cameras {topics} "
             f"(QoS {describe(input_qos)}), slop {self._values['slop']:g} s, queue "
@@ -229,7 +237,7 @@ class StereoNode(Node):
         outputs = []  # (keypoints message, features, camera model or None) per camera
         for name, msg, calibration in zip(self._cameras, messages, self._calibrations):
             try:
-                image = image_msg_to_array(msg)
+                image = self._decode(msg)
             except MessageError as exc:
                 raise MessageError(f"camera {name}: {exc}") from exc
             features = self._model.extract(image)
