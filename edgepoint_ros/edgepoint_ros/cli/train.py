@@ -29,6 +29,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=defaults.num_threads)
     parser.add_argument("--validate-every", type=int, default=defaults.validate_every)
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--points-per-pair", type=int, default=defaults.points_per_pair,
+                        help="points per pair in the contrastive loss (its negatives)")
+    parser.add_argument("--teacher-keypoints", type=int, default=defaults.teacher_keypoints,
+                        help="teacher keypoints per image (detector targets)")
     parser.add_argument("--init", default="", metavar="CHECKPOINT",
                         help="a new run starts from these EdgePoint weights (fine-tuning)")
     parser.add_argument("--scale-range", default=None, metavar="LO,HI",
@@ -37,6 +41,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-rotation", type=float, default=defaults.pair.max_rotation_deg)
     parser.add_argument("--heavy-blur", type=float, default=defaults.pair.heavy_blur,
                         help="probability of a strong defocus per view")
+    parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                        help="stop after this step with a resumable checkpoint (to split a "
+                             "run across sessions); the same command without it resumes")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--ship", action="store_true",
                         help="install DIR/best.pt (or --checkpoint) as the package's EdgePoint weights")
@@ -60,9 +67,10 @@ def main(argv=None) -> int:
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       teacher=args.teacher, num_threads=args.threads,
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
-                      init_from=args.init, pair=pair)
-    best = train(args.run_dir, cfg, progress=not args.no_progress)
-    print(f"best checkpoint: {best}")
+                      init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
+                      teacher_keypoints=args.teacher_keypoints)
+    best = train(args.run_dir, cfg, progress=not args.no_progress, stop_at=args.stop_at)
+    print(f"checkpoint: {best}")
     return 0
 
 

@@ -26,7 +26,7 @@ from ..detection import detect_keypoints, sample_descriptors
 from ..matching import match_descriptors
 from ..models.edgepoint_net import EdgePointConfig, EdgePointNet, save_checkpoint
 from . import losses
-from .data import PairConfig, find_training_images, load_image_bank, make_pair
+from .data import IMAGE_ROOTS, PairConfig, find_training_images, load_image_bank, make_pair
 
 
 @dataclass
@@ -38,6 +38,7 @@ class TrainConfig:
     warmup_steps: int = 200
     seed: int = 0
     init_from: str = ""               # weights a new run starts from (fine-tuning); "" = random
+    image_roots: tuple = ()           # folders of training photos; () = data.IMAGE_ROOTS
     teacher: str = "xfeat"            # xfeat | none
     points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
     teacher_keypoints: int = 384
@@ -109,7 +110,24 @@ def validate(net: EdgePointNet, pairs, max_keypoints: int = 1000) -> dict:
             "val_keypoints": float(np.mean(counts))}
 
 
-def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> Path:
+def _drop_log_rows_after(log_path: Path, step: int) -> None:
+    """A run stopped between two checkpoints logged steps it will redo on
+    resume: keep log.csv to the steps of the checkpoint it resumes from."""
+    if not log_path.exists():
+        return
+    with open(log_path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [row for row in rows[1:] if row and int(row[0]) <= step]
+    if len(kept) != len(rows) - 1:
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerows(rows[:1] + kept)
+
+
+def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
+          stop_at: int | None = None) -> Path:
+    """Train (or resume) the run in `run_dir` to cfg.steps; with `stop_at`,
+    stop after that step with a resumable checkpoint (a run split across
+    sessions). Returns the best checkpoint (last.pt when stopped early)."""
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
@@ -124,7 +142,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> Path:
                              "use a new --run-dir")
     config_path.write_text(json.dumps(asdict(cfg), indent=2))
 
-    paths = find_training_images()
+    paths = find_training_images(cfg.image_roots or IMAGE_ROOTS)
     holdout = paths[::cfg.holdout_every]
     train_paths = [p for p in paths if p not in set(holdout)]
     bank = load_image_bank(train_paths)
@@ -157,6 +175,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"teacher must be 'xfeat' or 'none', got {cfg.teacher!r}")
 
     log_path = run_dir / "log.csv"
+    _drop_log_rows_after(log_path, start)
     columns = ["step", "loss", "contrastive", "match_acc", "desc_distill", "det_distill",
                "repeatability", "lr", "sec_per_step", "val_ha3", "val_mma3", "val_keypoints"]
     new_log = not log_path.exists()
@@ -172,7 +191,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> Path:
                     "config": asdict(net.config)}, tmp)
         tmp.replace(last)
 
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+    end = cfg.steps if stop_at is None else max(start, min(cfg.steps, stop_at))
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress,
                desc="train edgepoint", dynamic_ncols=True, mininterval=5)
     size = cfg.pair.size
     for step in bar:
@@ -191,12 +211,16 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> Path:
             targets = losses.teacher_keypoints(t_scores, cfg.teacher_keypoints)
             terms["det_distill"] = losses.detector_distill(logits, targets)
             terms["desc_distill"] = losses.descriptor_distill(desc, t_desc)
-            # contrastive points: the teacher's keypoints in A first, random points after
+            # contrastive points: up to half of them teacher keypoints of A (a random
+            # subset: nonzero() lists them in raster order, and its head would be the
+            # top of the image), the rest random points
             ta = targets[:cfg.batch_size, 0]
             kp_points = []
+            pick = torch.Generator().manual_seed(10**6 + step)
             for i in range(cfg.batch_size):
                 ys, xs = torch.nonzero(ta[i], as_tuple=True)
-                kp = torch.stack([xs, ys], -1).float()[: cfg.points_per_pair // 2]
+                order = torch.randperm(len(xs), generator=pick)[: cfg.points_per_pair // 2]
+                kp = torch.stack([xs[order], ys[order]], -1).float()
                 kp_points.append(torch.cat([kp, points[i, : n_random - len(kp)]]))
             points = torch.stack(kp_points)
         terms["contrastive"], match_acc = losses.descriptor_contrastive(
@@ -228,5 +252,10 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> Path:
             log_file.flush()
             save_state(done)
     log_file.close()
+    if end < cfg.steps:
+        save_state(end)
+        print(f"stopped at step {end} of {cfg.steps}; run the same command again to resume",
+              flush=True)
+        return last
     save_checkpoint(net, run_dir / "final.pt", step=cfg.steps)
     return run_dir / "best.pt"

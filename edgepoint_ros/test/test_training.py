@@ -1,0 +1,127 @@
+"""Training pieces on CPU in seconds: pair geometry, the contrastive loss, and
+that a run stopped and resumed is the run that never stopped.
+
+The real training (hours) never runs here; these use a few opencv-doc photos
+(installed by scripts/setup.sh) at 64x64.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edgepoint_ros.cli import train as train_cli
+from edgepoint_ros.training import losses
+from edgepoint_ros.training.data import (PairConfig, find_training_images, load_image_bank,
+                                         make_pair)
+from edgepoint_ros.training.trainer import TrainConfig, train
+
+OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
+
+
+@pytest.fixture(scope="module")
+def bank():
+    paths = find_training_images((OPENCV_DATA,))
+    assert paths, "opencv-doc images missing: run scripts/setup.sh"
+    assert not any("graf" in p.name or "leuven" in p.name for p in paths), \
+        "the Oxford images opencv-doc ships must stay out of training"
+    return load_image_bank(paths[:12])
+
+
+def _zncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-6))
+
+
+def test_pair_homography_maps_view_a_onto_view_b(bank):
+    rng = np.random.default_rng(5)
+    scores = []
+    for _ in range(6):
+        view_a, view_b, h_ab, mask_a, mask_b = make_pair(bank, rng, PairConfig())
+        size = view_a.shape[1], view_a.shape[0]
+        # Warp B back into A's frame: where both views show the source, they
+        # must show the same content (up to the photometric changes).
+        b_in_a = cv2.warpPerspective(view_b, np.linalg.inv(h_ab), size)
+        valid = mask_a.astype(bool) & cv2.warpPerspective(
+            mask_b, np.linalg.inv(h_ab), size, flags=cv2.INTER_NEAREST).astype(bool)
+        valid = cv2.erode(valid.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        if valid.sum() < 2000:
+            continue
+        grey_a = cv2.cvtColor(view_a, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey_b = cv2.cvtColor(b_in_a, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        scores.append(_zncc(grey_a[valid], grey_b[valid]))
+        # and a wrong homography does not
+        shifted = cv2.warpPerspective(view_b, np.linalg.inv(h_ab) @ np.array(
+            [[1, 0, 12], [0, 1, 9], [0, 0, 1]], np.float64), size)
+        grey_s = cv2.cvtColor(shifted, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        assert _zncc(grey_a[valid], grey_s[valid]) < scores[-1]
+    assert len(scores) >= 3 and np.median(scores) > 0.5, scores
+
+
+def test_contrastive_loss_rewards_matching_descriptors():
+    torch.manual_seed(0)
+    desc = torch.randn(1, 16, 8, 8)
+    points = torch.rand(1, 64, 2) * 63
+    identity = torch.eye(3)[None]
+    mask = torch.ones(1, 64, 64)
+    same_loss, same_acc = losses.descriptor_contrastive(desc, desc.clone(), points, identity,
+                                                        mask, mask, (64, 64))
+    other_loss, other_acc = losses.descriptor_contrastive(desc, torch.randn(1, 16, 8, 8), points,
+                                                          identity, mask, mask, (64, 64))
+    assert same_loss < other_loss and same_acc > 0.9 > other_acc
+
+
+def _tiny(tmp_path: Path, steps: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=1, teacher="none", warmup_steps=1,
+                       checkpoint_every=1, validate_every=2, validation_pairs=1,
+                       num_threads=1, points_per_pair=32, image_roots=(OPENCV_DATA,),
+                       pair=PairConfig(size=64, source_size=96))
+
+
+def _log(run_dir: Path) -> list[dict]:
+    with open(run_dir / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_stopped_and_resumed_run_is_the_uninterrupted_run(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(whole, _tiny(tmp_path, 4), progress=False)
+    assert train(split, _tiny(tmp_path, 4), progress=False, stop_at=2) == split / "last.pt"
+    assert not (split / "final.pt").exists()
+    # a stop between checkpoints leaves log rows the resumed run redoes: not duplicated
+    with open(split / "log.csv", "a", newline="") as f:
+        f.write("3,9.9,,,,,,,,,,\n")
+    train(split, _tiny(tmp_path, 4), progress=False)
+
+    a = torch.load(whole / "final.pt", weights_only=True)["model"]
+    b = torch.load(split / "final.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    rows_a, rows_b = _log(whole), _log(split)
+    assert [r["step"] for r in rows_b] == ["1", "2", "3", "4"]
+    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    assert rows_a[1]["val_ha3"] != ""  # validation ran at step 2
+
+
+def test_a_run_refuses_another_seed_in_the_same_directory(tmp_path):
+    train(tmp_path / "run", _tiny(tmp_path, 1), progress=False)
+    other = _tiny(tmp_path, 2)
+    other.seed = 1
+    with pytest.raises(ValueError, match="different seed/batch size"):
+        train(tmp_path / "run", other, progress=False)
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--scale-range", "2"], "--scale-range must be LO,HI"),
+    (["--scale-range", "2,1"], "--scale-range needs 0 < LO < HI"),
+    (["--init", "/nonexistent.pt"], "--init: no such checkpoint /nonexistent.pt"),
+])
+def test_train_cli_names_bad_arguments(argv, problem, capsys):
+    with pytest.raises(SystemExit):
+        train_cli.main(argv)
+    assert problem in capsys.readouterr().err
