@@ -125,3 +125,16 @@ def test_train_cli_names_bad_arguments(argv, problem, capsys):
     with pytest.raises(SystemExit):
         train_cli.main(argv)
     assert problem in capsys.readouterr().err
+
+
+def test_fused_teacher_scores_agree_across_views():
+    """A peak seen in A only is carried into B at H_ab(p), at half strength."""
+    h_ab = torch.tensor([[[1.0, 0.0, 5.0], [0.0, 1.0, 3.0], [0.0, 0.0, 1.0]]])
+    scores_a = torch.zeros(1, 1, 32, 32)
+    scores_a[0, 0, 10, 12] = 1.0  # (x 12, y 10) in A -> (17, 13) in B
+    scores_b = torch.zeros(1, 1, 32, 32)
+    mask = torch.ones(1, 32, 32)
+    fused_a, fused_b = losses.fuse_teacher_scores(scores_a, scores_b, h_ab, mask, mask)
+    assert fused_b[0, 0, 13, 17] == pytest.approx(0.5)
+    assert fused_a[0, 0, 10, 12] == pytest.approx(0.5)
+    assert fused_b.sum() == pytest.approx(0.5) and fused_a.sum() == pytest.approx(0.5)

@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-rotation", type=float, default=defaults.pair.max_rotation_deg)
     parser.add_argument("--heavy-blur", type=float, default=defaults.pair.heavy_blur,
                         help="probability of a strong defocus per view")
+    parser.add_argument("--fuse-teacher", action="store_true",
+                        help="detector targets: each view's teacher scores averaged with the "
+                             "other view's warped onto it (same scene points in both views)")
     parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                         help="stop after this step with a resumable checkpoint (to split a "
                              "run across sessions); the same command without it resumes")
@@ -69,7 +72,7 @@ def main(argv=None) -> int:
                       teacher=args.teacher, num_threads=args.threads,
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
                       init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
-                      teacher_keypoints=args.teacher_keypoints)
+                      teacher_keypoints=args.teacher_keypoints, fuse_teacher=args.fuse_teacher)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "commands.txt", "a") as f:  # the record --ship copies

@@ -67,6 +67,31 @@ def teacher_keypoints(score_map: torch.Tensor, k: int, radius: int = 2) -> torch
     return target.view_as(score_map)
 
 
+def warp_map(values: torch.Tensor, h_ab: torch.Tensor, mask_a, mask_b):
+    """(B,C,H,W) maps of view B resampled into view A's pixels through H_ab
+    (A pixel p reads B at H_ab p); returns them and (B,1,H,W) validity."""
+    batch, _, height, width = values.shape
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32),
+                            torch.arange(width, dtype=torch.float32), indexing="ij")
+    grid_a = torch.stack([xs, ys], -1).view(1, -1, 2).expand(batch, -1, -1)
+    grid_b = warp_points(grid_a, h_ab)
+    valid = (point_is_valid(grid_a, mask_a) & point_is_valid(grid_b, mask_b)).float()
+    warped = F.grid_sample(values, normalized_grid(grid_b, width, height).view(batch, height, width, 2),
+                           mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped, valid.view(batch, 1, height, width)
+
+
+def fuse_teacher_scores(scores_a, scores_b, h_ab, mask_a, mask_b):
+    """Each view's teacher score map averaged with the other view's warped onto
+    it (where both see the scene): the detector targets then mark the same
+    scene points in both views, however blurred or dark one of them is."""
+    b_in_a, valid_a = warp_map(scores_b, h_ab, mask_a, mask_b)
+    a_in_b, valid_b = warp_map(scores_a, torch.linalg.inv(h_ab), mask_b, mask_a)
+    fused_a = torch.where(valid_a > 0, 0.5 * (scores_a + b_in_a), scores_a)
+    fused_b = torch.where(valid_b > 0, 0.5 * (scores_b + a_in_b), scores_b)
+    return fused_a, fused_b
+
+
 def descriptor_contrastive(desc_a, desc_b, points_a, h_ab, mask_a, mask_b, image_wh,
                            inverse_temperature: float = 20.0, exclusion_px: float = 4.0):
     points_b = warp_points(points_a, h_ab)

@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     init_from: str = ""               # weights a new run starts from (fine-tuning); "" = random
     image_roots: tuple = ()           # folders of training photos; () = data.IMAGE_ROOTS
+    fuse_teacher: bool = False         # detector targets from both views' teacher scores
     teacher: str = "xfeat"            # xfeat | none
     points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
     teacher_keypoints: int = 384
@@ -208,6 +209,9 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         points = torch.rand(cfg.batch_size, n_random, 2, generator=torch.Generator().manual_seed(step)) * (size - 1)
         if teacher is not None:
             t_scores, t_desc = teacher(images)
+            if cfg.fuse_teacher:
+                t_scores = torch.cat(losses.fuse_teacher_scores(
+                    *t_scores.chunk(2), h_ab, mask_a, mask_b))
             targets = losses.teacher_keypoints(t_scores, cfg.teacher_keypoints)
             terms["det_distill"] = losses.detector_distill(logits, targets)
             terms["desc_distill"] = losses.descriptor_distill(desc, t_desc)
