@@ -339,6 +339,9 @@ def format_report(report: dict) -> str:
         f"{totals['errors']}; Keypoints received {totals['keypoints_received']}, Matches "
         f"{totals['matches_received']} (matcher skipped {totals['matcher_skipped']}, lost "
         f"{totals['matcher_lost']}, errors {totals['matcher_errors']})",
+        f"(counters are each node's own, read from /diagnostics every "
+        f"{DIAGNOSTICS['diagnostics_period']:g} s: at a minute boundary two nodes' figures can be "
+        f"a few frames apart)",
     ]
     if latency.get("count"):
         lines.append(f"latency image -> Keypoints p50 {latency['p50']:.1f} / p90 "
