@@ -13,11 +13,11 @@ GPUs come before CPUs because a network this size is memory-bound at full
 resolution and any of them beats a CPU; TensorRT before plain CUDA because it
 fuses the whole graph. OpenVINO's CPU plugin comes before ONNX Runtime's
 because it is faster for EdgePoint on the development machine (2 threads,
-640x480, `benchmark` command: forward 12.2 vs 14.3 ms, whole extraction
-16.6 vs 18.6 ms in fp32; the architecture notes measured 27 vs 41 ms for the
-forward pass on a busier day) and because its INT8 path (NNCF) is the fastest
-configuration there (13.1 ms whole extraction), while ONNX Runtime's INT8
-is slower than its fp32 on CPUs without VNNI. ONNX Runtime's CPU provider is
+640x480, `benchmark` command, 2026-11-26: forward 12.4 vs 15.9 ms, whole
+extraction 15.7 vs 19.3 ms in fp32; the architecture notes measured 27 vs
+41 ms for the forward pass on a busier day) and because its INT8 path (NNCF)
+is the fastest configuration there (9.1 ms whole extraction), while ONNX
+Runtime's INT8 (22.5 ms) is slower than its fp32 on CPUs without VNNI. ONNX Runtime's CPU provider is
 the last resort because it is always there. `runtime=onnxruntime|openvino` keeps the order but only that runtime's
 devices; `runtime=torch` (the PyTorch reference) is never chosen by auto.
 
