@@ -2,25 +2,22 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from edgepoint_ros.cli import benchmark
+from edgepoint_ros.paths import SHIPPED_WEIGHTS_DIR
 
-RELEASED = Path(__file__).resolve().parents[3] / "shared/models/edgepoint-official/EdgePoint.pt"
+# the shipped EdgePoint weights (default of --edgepoint-weights)
+SHIPPED = SHIPPED_WEIGHTS_DIR / "edgepoint.pt"
 REQUIRED = {"method", "backend", "precision", "width", "height", "median_ms", "p90_ms",
             "keypoints"}
 
 
 def test_short_run_writes_records_table_and_plot(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
-    methods = "orb,sift"
-    extra = []
-    if RELEASED.is_file():
-        methods = "edgepoint,orb,sift"
-        extra = ["--edgepoint-weights", str(RELEASED), "--runtimes", "onnxruntime,openvino",
-                 "--precisions", "fp32"]
+    methods = "edgepoint,orb,sift"
+    extra = ["--runtimes", "onnxruntime,openvino", "--precisions", "fp32"]
     out_json, out_plot = tmp_path / "bench.json", tmp_path / "plot.png"
     code = benchmark.main(["--methods", methods, "--sizes", "160x128,96x64", "--repeats", "2",
                            "--threads", "1", "--json", str(out_json), "--plot", str(out_plot),
@@ -36,9 +33,8 @@ def test_short_run_writes_records_table_and_plot(tmp_path, capsys, monkeypatch):
         assert r["runs"] == 2 and 0 < r["median_ms"] <= r["p90_ms"]
     orb = [r for r in extraction if r["method"] == "orb"]
     assert all(r["time_vs_orb"] == 1.0 and r["backend"] == "opencv-cpu" for r in orb)
-    if RELEASED.is_file():
-        backends = {(r["backend"], r["precision"]) for r in extraction if r["method"] == "edgepoint"}
-        assert ("onnxruntime-cpu", "fp32") in backends and ("openvino-cpu", "fp32") in backends
+    backends = {(r["backend"], r["precision"]) for r in extraction if r["method"] == "edgepoint"}
+    assert ("onnxruntime-cpu", "fp32") in backends and ("openvino-cpu", "fp32") in backends
     matching = {r["method"]: r for r in records if r["kind"] == "matching"}
     assert set(matching) == {"match-float32-64d", "match-binary-64bit", "match-binary-256bit"}
     assert matching["match-binary-64bit"]["bytes_per_descriptor"] == 8
@@ -49,15 +45,13 @@ def test_short_run_writes_records_table_and_plot(tmp_path, capsys, monkeypatch):
 
 
 def test_absent_devices_are_listed_as_skipped_not_measured(tmp_path, capsys, monkeypatch):
-    if not RELEASED.is_file():
-        pytest.skip("needs ../shared (released EdgePoint checkpoint)")
     monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
     from edgepoint_ros.runtimes import openvino_backend
     if "npu" in openvino_backend.available_devices():
         pytest.skip("this machine has an NPU")
     code = benchmark.main(["--methods", "edgepoint", "--runtimes", "openvino",
                            "--precisions", "fp32", "--sizes", "96x64", "--repeats", "1",
-                           "--edgepoint-weights", str(RELEASED), "--no-progress",
+                           "--edgepoint-weights", str(SHIPPED), "--no-progress",
                            "--plot", str(tmp_path / "p.png")])
     assert code == 0
     out = capsys.readouterr().out

@@ -6,12 +6,12 @@ says so), and on a machine that has them, for running there.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgepoint_ros.config import ExtractorConfig
+from edgepoint_ros.paths import SHIPPED_WEIGHTS_DIR
 from edgepoint_ros.runtimes import RuntimeUnavailable, create_session
 from edgepoint_ros.runtimes import onnxruntime_backend, openvino_backend
 from edgepoint_ros.runtimes.base import RuntimeFallbackWarning
@@ -205,16 +205,15 @@ def test_fallback_plan_tries_cpu_then_fp32():
     assert [str(c) for c in asked] == ["openvino/gpu/fp32"] and fallbacks == []
 
 
-RELEASED = Path(__file__).resolve().parents[3] / "shared/models/edgepoint-official/EdgePoint.pt"
+# A real trained EdgePoint checkpoint: the one the package ships.
+SHIPPED = SHIPPED_WEIGHTS_DIR / "edgepoint.pt"
 
 
 def test_torch_reference_agrees_with_the_onnx_runtimes(tmp_path, monkeypatch):
-    if not RELEASED.is_file():
-        pytest.skip("needs ../shared (released EdgePoint checkpoint)")
     monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
     from edgepoint_ros.models.edgepoint_net import export_onnx
-    onnx_path = str(export_onnx(RELEASED, tmp_path / "edgepoint.onnx"))
-    config = dict(model="edgepoint", weights=str(RELEASED), fallback=False)
+    onnx_path = str(export_onnx(SHIPPED, tmp_path / "edgepoint.onnx"))
+    config = dict(model="edgepoint", weights=str(SHIPPED), fallback=False)
     torch_session = create_session(onnx_path, ExtractorConfig(runtime="torch", **config))
     info = torch_session.info()
     assert (info["runtime"], info["device"], info["precision"]) == ("torch", "cpu", "fp32")
@@ -236,11 +235,9 @@ def test_torch_runtime_refuses_what_it_cannot_do(tiny):
 
 
 def test_openvino_copes_with_a_configured_size_the_network_cannot_take(tmp_path, monkeypatch):
-    if not RELEASED.is_file():
-        pytest.skip("needs ../shared (released EdgePoint checkpoint)")
     monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
     from edgepoint_ros.models.edgepoint_net import export_onnx
-    onnx_path = str(export_onnx(RELEASED, tmp_path / "edgepoint.onnx"))
+    onnx_path = str(export_onnx(SHIPPED, tmp_path / "edgepoint.onnx"))
     # 300x434 is no multiple of EdgePoint's stride 32: the up-front static compile
     # fails, the session must still open (dynamic) and run padded frames.
     session = OpenVinoSession(onnx_path, "cpu", nominal_size=(300, 434))
