@@ -50,12 +50,21 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, output: Path, writes
     parser.add_argument("--model", default="",
                         help="override the extractor's model (default: config/extractor.yaml)")
     parser.add_argument("--device", default="", help="override the extractor's device")
+    parser.add_argument("--precision", default="", choices=("", "fp32", "fp16", "int8"),
+                        help="override the extractor's precision")
     parser.add_argument("--output", type=Path, default=output,
                         help=f"directory for {writes} ({output})")
     parser.add_argument("--domain-id", type=int, default=0,
                         help="ROS_DOMAIN_ID (default: random in 1..100)")
     parser.add_argument("--startup-timeout", type=float, default=120.0,
                         help="seconds the nodes may take to start (first run exports ONNX)")
+
+
+def extractor_overrides(args) -> dict:
+    """The extractor parameters the command line overrides (config/extractor.yaml
+    gives the rest)."""
+    return {key: value for key, value in (("model", args.model), ("device", args.device),
+                                          ("precision", args.precision)) if value}
 
 
 def check_pipeline_arguments(parser: argparse.ArgumentParser, args) -> None:
@@ -139,8 +148,7 @@ class Demo:
         diagnostics = self.probe.record(DiagnosticArray, "/diagnostics", 100)
         images = None  # recorded only near the end, for the picture (saves this process CPU)
 
-        overrides = {key: value for key, value in
-                     (("model", args.model), ("device", args.device)) if value}
+        overrides = extractor_overrides(args)
         print(f"[demo] ROS_DOMAIN_ID={self.domain_id}; starting extractor and matcher "
               f"(logs in {self.output / 'logs'})", flush=True)
         started = time.monotonic()

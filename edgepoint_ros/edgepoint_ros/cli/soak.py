@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .demo import (Demo, DemoError, add_pipeline_arguments, check_pipeline_arguments,
-                   run_stoppable)
+                   extractor_overrides, run_stoppable)
 
 DEFAULT_OUTPUT = Path("artifacts/soak")
 NODES = ("player", "extractor", "matcher")
@@ -208,8 +208,7 @@ class Soak(Demo):
         args = self.args
         duration = args.minutes * MINUTE_S
         self._listen()
-        overrides = {key: value for key, value in
-                     (("model", args.model), ("device", args.device)) if value}
+        overrides = extractor_overrides(args)
         print(f"[soak] ROS_DOMAIN_ID={self.domain_id}; starting extractor and matcher "
               f"(logs in {self.output / 'logs'})", flush=True)
         self.start("extractor", {**DIAGNOSTICS, **overrides})
