@@ -195,3 +195,17 @@ def _hamming_blocks(desc_a: np.ndarray, desc_b: np.ndarray):
             np.bitwise_count(xor[:rows], out=bits[:rows])
             count += bits[:rows]
         yield start, count.astype(np.float32)
+
+
+def limit_blas_threads(count: int) -> int | None:
+    """Cap the threads numpy's BLAS uses in this process (float matching is a
+    matrix product). Returns the cap in force, or None when `count` is 0
+    (library default) or threadpoolctl is not installed."""
+    if count <= 0:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    threadpool_limits(limits=int(count), user_api="blas")
+    return int(count)

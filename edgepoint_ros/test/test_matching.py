@@ -139,3 +139,14 @@ def test_match_features_uses_descriptor_layout():
     ff = Features(kp, np.ones(20), random_unit(rng, 20, 256), (100, 100))
     with pytest.raises(ValueError, match="cannot match binary"):
         match_features(fa, ff)
+
+
+def test_blas_threads_can_be_capped():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from edgepoint_ros.matching import limit_blas_threads
+    with threadpool_limits(limits=None):  # restores the library default afterwards
+        assert limit_blas_threads(0) is None
+        assert limit_blas_threads(1) == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info()
+                   if pool["user_api"] == "blas")

@@ -70,7 +70,7 @@ from .conversions import (MessageError, image_msg, image_msg_to_array,
                           keypoints_msg_to_features, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker
-from .node_main import run
+from .node_main import apply_blas_threads, run
 from .qos import OUTPUT_QOS, describe, qos_profile
 from .track_messages import matches_msg, set_normalized, set_tracks
 from .visualization import blank_canvas, draw_tracks
@@ -150,6 +150,7 @@ class MatcherNode(Node):
     def __init__(self, **kwargs):
         super().__init__(self.DEFAULT_NAME, **kwargs)
         self._values = parameters.declare(self, parameters.MATCHER_PARAMETERS)
+        self._blas_threads = apply_blas_threads(self, self._values["blas_threads"])
         self._front_end = TrackingFrontEnd(parameters.tracker_config(self._values))
         self._stats = FrameStatistics()
         self._log_error = ThrottledLog(self.get_logger(), "error")
@@ -194,7 +195,8 @@ class MatcherNode(Node):
             f"ready: tracking {self.resolve_topic_name('keypoints')} (QoS "
             f"{describe(input_qos)}), reference {config.reference}, verification "
             f"{config.verification} ({config.ransac_threshold_px:g} px), mutual "
-            f"{config.mutual}, ratio {config.ratio}, max_distance {config.max_distance}{vins}")
+            f"{config.mutual}, ratio {config.ratio}, max_distance {config.max_distance}{vins}, "
+            f"BLAS threads {self._blas_threads}")
 
     # ---- input -------------------------------------------------------------
     def _on_keypoints(self, msg) -> None:

@@ -16,6 +16,17 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 
+def apply_blas_threads(node, count: int) -> str:
+    """The node's `blas_threads` parameter applied to this process; returns
+    what is in force, for the node's ready line."""
+    from ..matching import limit_blas_threads
+    applied = limit_blas_threads(count)
+    if count and applied is None:
+        node.get_logger().warning("threadpoolctl is not installed: blas_threads is not applied "
+                                  "(BLAS uses its default thread count)")
+    return str(applied) if applied else "default"
+
+
 def run(node_class, args=None) -> int:
     rclpy.init(args=args if args is not None else sys.argv)
     logger = rclpy.logging.get_logger(getattr(node_class, "DEFAULT_NAME", node_class.__name__))

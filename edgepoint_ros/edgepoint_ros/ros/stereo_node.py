@@ -62,7 +62,7 @@ from .conversions import (MessageError, compressed_msg_to_array, features_to_key
                           image_msg_to_array, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker
-from .node_main import run
+from .node_main import apply_blas_threads, run
 from .qos import OUTPUT_QOS, describe, qos_profile
 from .track_messages import matches_msg, set_normalized
 
@@ -134,6 +134,7 @@ class StereoNode(Node):
     def __init__(self, **kwargs):
         super().__init__(self.DEFAULT_NAME, **kwargs)
         self._values = parameters.declare(self, parameters.STEREO_PARAMETERS)
+        self._blas_threads = apply_blas_threads(self, self._values["blas_threads"])
         self._cameras = camera_names(self._values["cameras"])
         self._pair_settings = pair_matching_config(self._values)
         self._config = parameters.extractor_config(self._values)
@@ -180,7 +181,8 @@ class StereoNode(Node):
             f"ready: model {self._config.model}, runtime {self._runtime}, cameras {topics} "
             f"(QoS {describe(input_qos)}), slop {self._values['slop']:g} s, queue "
             f"{self._values['queue_size']}, stereo pair {self._cameras[0]}-{self._cameras[1]} "
-            f"verified by {self._pair_settings.verification}, session {self._session_id}")
+            f"verified by {self._pair_settings.verification}, session {self._session_id}, "
+            f"BLAS threads {self._blas_threads}")
 
     def _build_model(self):
         started = time.perf_counter()
