@@ -11,8 +11,8 @@ import argparse
 import json
 import shlex
 import sys
-from datetime import datetime, timezone
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 
 

@@ -111,13 +111,12 @@ class ExtractorNode(Node):
             Image, "keypoints/debug_image", OUTPUT_QOS,
             event_callbacks=self._publisher_events("keypoints/debug_image"))
         input_qos = qos_profile(self._values["qos"])
-        if self._transport == "raw":
-            self.create_subscription(Image, "image", lambda msg: self._on_message(msg, "image"),
-                                     input_qos, event_callbacks=self._subscription_events("image"))
-        else:
-            self.create_subscription(CompressedImage, "image/compressed",
-                                     lambda msg: self._on_message(msg, "compressed"), input_qos,
-                                     event_callbacks=self._subscription_events("image/compressed"))
+        # One transport only (image_transport); `kind` is what _process decodes.
+        image_type, kind = ((Image, "image") if self._transport == "raw"
+                            else (CompressedImage, "compressed"))
+        self.create_subscription(image_type, self._image_topic,
+                                 lambda msg: self._on_message(msg, kind), input_qos,
+                                 event_callbacks=self._subscription_events(self._image_topic))
         self._calibration = CameraInfoListener(self, "camera_info",
                                                self._values["calibration_max_age"])
         self._diagnostics = DiagnosticsPublisher(self, self._values["diagnostics_period"],

@@ -71,8 +71,9 @@ def warp_map(values: torch.Tensor, h_ab: torch.Tensor, mask_a, mask_b):
     """(B,C,H,W) maps of view B resampled into view A's pixels through H_ab
     (A pixel p reads B at H_ab p); returns them and (B,1,H,W) validity."""
     batch, _, height, width = values.shape
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32),
-                            torch.arange(width, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(height, device=values.device, dtype=torch.float32),
+                            torch.arange(width, device=values.device, dtype=torch.float32),
+                            indexing="ij")
     grid_a = torch.stack([xs, ys], -1).view(1, -1, 2).expand(batch, -1, -1)
     grid_b = warp_points(grid_a, h_ab)
     valid = (point_is_valid(grid_a, mask_a) & point_is_valid(grid_b, mask_b)).float()
@@ -127,16 +128,6 @@ def detector_distill(logits, target, positive_weight: float = 20.0):
 
 
 def repeatability(logits_a, logits_b, h_ab, mask_a, mask_b):
-    batch, _, height, width = logits_a.shape
-    ys, xs = torch.meshgrid(torch.arange(height, device=logits_a.device, dtype=torch.float32),
-                            torch.arange(width, device=logits_a.device, dtype=torch.float32),
-                            indexing="ij")
-    grid_a = torch.stack([xs, ys], -1).view(1, -1, 2).expand(batch, -1, -1)
-    grid_b = warp_points(grid_a, h_ab)
-    valid = (point_is_valid(grid_a, mask_a) & point_is_valid(grid_b, mask_b)).float()
-    prob_b_in_a = F.grid_sample(torch.sigmoid(logits_b),
-                                normalized_grid(grid_b, width, height).view(batch, height, width, 2),
-                                mode="bilinear", padding_mode="zeros", align_corners=False)
-    prob_a = torch.sigmoid(logits_a)
-    diff = (prob_a - prob_b_in_a).abs().view(batch, -1)
+    prob_b_in_a, valid = warp_map(torch.sigmoid(logits_b), h_ab, mask_a, mask_b)
+    diff = (torch.sigmoid(logits_a) - prob_b_in_a).abs()
     return (diff * valid).sum() / valid.sum().clamp(min=1.0)
