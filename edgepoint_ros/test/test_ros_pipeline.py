@@ -11,6 +11,7 @@ tests that need them. The test talks to the nodes through a real rclpy node
 from __future__ import annotations
 
 import itertools
+import time
 
 import cv2
 import numpy as np
@@ -383,7 +384,11 @@ def test_matches_debug_image_draws_tracks_on_the_camera_frame_while_subscribed(o
     capture = cv2.VideoCapture(str(harness.opencv_sample_data_dir() / "vtest.avi"))
     frame = cv2.resize(capture.read()[1], (640, 480), interpolation=cv2.INTER_AREA)
     found, changed = None, None
-    for _ in range(20):  # until the matcher follows `image` for the background
+    # Until the matcher follows `image` for the background: it subscribes on a
+    # 0.5 s timer once the debug image has a subscriber, then discovery has to
+    # link it to the camera publisher; bounded by time, not by a frame count.
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline:
         msg = harness.image_to_msg(frame, "bgr8", next_stamp())
         orb.send(msg)
         found = debug.wait_for(lambda m: harness.same_stamp(m.header.stamp, msg.header.stamp),

@@ -44,7 +44,9 @@ once. The player's CameraInfo has K = 0 (uncalibrated) and is reported as
 invalid.
 
 Debug image, made for RViz's Image display: the current camera frame (the
-`image` message with the same stamp; a dark canvas if it is not at hand or
+`image` message with the same stamp, waited for up to
+BACKGROUND_WAIT_S since a large camera frame can arrive after the small
+Keypoints made from it; a dark canvas if it does not come or
 debug_background is 'blank') with, for each accepted match (verified, or
 every match with verification none), a green line from the keypoint's
 position in the reference frame to its position now (the classic
@@ -52,6 +54,7 @@ visual-odometry "flow" view) and grey circles on the other keypoints.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -77,6 +80,7 @@ from .visualization import blank_canvas, draw_tracks
 from .vins_output import CameraFeatures, vins_feature_cloud
 
 IMAGE_BUFFER_FRAMES = 30  # camera frames kept to find the one a debug image is drawn on
+BACKGROUND_WAIT_S = 0.1   # how long a debug image waits for its camera frame
 VINS_CAMERA_ID = 0        # a monocular front end is camera 0 for VINS-Fusion
 
 
@@ -156,6 +160,7 @@ class MatcherNode(Node):
         self._log_error = ThrottledLog(self.get_logger(), "error")
         self._log_warning = ThrottledLog(self.get_logger(), "warning")
         self._images: deque = deque(maxlen=IMAGE_BUFFER_FRAMES)
+        self._image_arrived = threading.Condition()
         self._image_subscription = None
         self._last_frame: dict[str, str] = {}
 
@@ -320,18 +325,31 @@ class MatcherNode(Node):
         elif not wanted and self._image_subscription is not None:
             self.destroy_subscription(self._image_subscription)
             self._image_subscription = None
-            self._images.clear()
+            with self._image_arrived:
+                self._images.clear()
 
     def _on_image(self, msg) -> None:
-        self._images.append(msg)
+        with self._image_arrived:
+            self._images.append(msg)
+            self._image_arrived.notify_all()
 
     def _background(self, stamp_ns: int, width: int, height: int) -> np.ndarray:
-        for msg in reversed(list(self._images)):  # a copy: the executor thread appends
-            if stamp_to_ns(msg.header.stamp) == stamp_ns:
-                try:
-                    return image_msg_to_array(msg)
-                except MessageError:
-                    break
+        """The camera frame stamped `stamp_ns` (worker thread; the executor
+        thread appends frames), or a blank canvas."""
+        def frame():
+            return next((msg for msg in reversed(self._images)
+                         if stamp_to_ns(msg.header.stamp) == stamp_ns), None)
+
+        with self._image_arrived:
+            msg = frame()
+            if msg is None and self._image_subscription is not None:
+                self._image_arrived.wait_for(lambda: frame() is not None, BACKGROUND_WAIT_S)
+                msg = frame()
+        if msg is not None:
+            try:
+                return image_msg_to_array(msg)
+            except MessageError:
+                pass
         return blank_canvas(width, height)
 
     # ---- parameters, diagnostics -------------------------------------------
