@@ -37,6 +37,7 @@ setup(
             "process_bag = edgepoint_ros.cli.process_bag:main",
             "evaluate_sequence = edgepoint_ros.cli.evaluate_sequence:main",
             "soak = edgepoint_ros.cli.soak:main",
+            "make_validation_set = edgepoint_ros.cli.make_validation_set:main",
         ],
     },
 )

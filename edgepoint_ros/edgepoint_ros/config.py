@@ -17,6 +17,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 # is smaller than one 32-pixel cell or larger than a 16K frame.
 MAX_NMS_RADIUS = 100
 MIN_RESIZE, MAX_RESIZE = 32, 16384
+MAX_PYRAMID_LEVELS = 8
+PYRAMID_MODELS = ("edgepoint",)   # ORB and SIFT build their own scale pyramids
 
 
 class Settings:
@@ -77,6 +79,12 @@ class ExtractorConfig(Settings):
     # keypoints are always reported in original-image pixels.
     resize_width: int = 0
     resize_height: int = 0
+    # Image pyramid (edgepoint): detect on this many levels, each pyramid_scale
+    # times the size of the previous one, and keep the max_keypoints best of
+    # all levels. 1 = the image size only. More levels find the same points
+    # across larger zoom changes, at about 1 + s^2 + s^4 ... times the cost.
+    pyramid_levels: int = 1
+    pyramid_scale: float = 0.7
     # Publish sign-binarised, bit-packed descriptors (Hamming matching).
     binary_descriptors: bool = False
     # CPU threads for the runtime (0 = runtime default).
@@ -105,6 +113,15 @@ class ExtractorConfig(Settings):
         if self.nms_radius > MAX_NMS_RADIUS:
             raise ValueError(f"nms_radius must be <= {MAX_NMS_RADIUS} pixels; got "
                              f"{self.nms_radius}")
+        if not 1 <= self.pyramid_levels <= MAX_PYRAMID_LEVELS:
+            raise ValueError(f"pyramid_levels must be in [1, {MAX_PYRAMID_LEVELS}]; got "
+                             f"{self.pyramid_levels}")
+        if not 0.25 <= self.pyramid_scale < 1.0:
+            raise ValueError("pyramid_scale (size of a level relative to the one above) must be "
+                             f"in [0.25, 1); got {self.pyramid_scale}")
+        if self.pyramid_levels > 1 and self.model not in PYRAMID_MODELS:
+            raise ValueError(f"pyramid_levels > 1 is implemented for {', '.join(PYRAMID_MODELS)}"
+                             f", not {self.model} (orb and sift have their own scale pyramids)")
         for name in ("resize_width", "resize_height"):
             value = getattr(self, name)
             if value and not MIN_RESIZE <= value <= MAX_RESIZE:

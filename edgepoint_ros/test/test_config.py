@@ -13,6 +13,10 @@ def test_defaults_validate():
     ("device", "tpu", "device must be one of"),
     ("precision", "int4", "precision must be one of"),
     ("max_keypoints", -1, "max_keypoints must be >= 0"),
+    ("pyramid_levels", 0, "pyramid_levels must be in"),
+    ("pyramid_levels", 9, "pyramid_levels must be in"),
+    ("pyramid_scale", 1.0, "pyramid_scale .* must be in"),
+    ("pyramid_scale", 0.1, "pyramid_scale .* must be in"),
 ])
 def test_bad_values_name_the_field(field, value, needle):
     with pytest.raises(ValueError, match=needle):
@@ -27,3 +31,9 @@ def test_unknown_setting_is_named():
 def test_resize_must_be_both_or_neither():
     with pytest.raises(ValueError, match="resize_width and resize_height"):
         ExtractorConfig(resize_width=640).validate()
+
+
+def test_pyramid_is_refused_for_models_without_one():
+    with pytest.raises(ValueError, match="pyramid_levels > 1 is implemented for edgepoint, not orb"):
+        ExtractorConfig(model="orb", pyramid_levels=3).validate()
+    assert ExtractorConfig(model="orb", pyramid_levels=1).validate()

@@ -129,6 +129,41 @@ def test_binary_descriptors_are_packed_signs(tmp_path, monkeypatch):
                                   (floats.descriptors > 0).astype(np.uint8))
 
 
+def test_pyramid_adds_the_keypoints_of_each_level_in_original_pixels(tmp_path, monkeypatch):
+    """A 2-level pyramid (scale 0.5) returns the full-size keypoints plus the
+    keypoints of the half-size image, mapped to original pixels (pixel centres:
+    x = 2 (x' + 0.5) - 0.5); a limit keeps the best of both levels."""
+    import cv2
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    image = cv2.imread("/usr/share/doc/opencv-doc/examples/data/building.jpg")
+    assert image is not None, "opencv-doc missing: run scripts/setup.sh"
+    image = cv2.resize(image, (320, 256), interpolation=cv2.INTER_AREA)
+    half = cv2.resize(image, (160, 128), interpolation=cv2.INTER_AREA)
+    base = dict(model="edgepoint", max_keypoints=0, runtime="onnxruntime", device="cpu")
+    single = create_model(ExtractorConfig(**base))
+    full, small = single.extract(image), single.extract(half)
+    pyramid = create_model(ExtractorConfig(**base, pyramid_levels=2, pyramid_scale=0.5))
+    both = pyramid.extract(image)
+    assert len(full) > 20 and len(small) > 10
+    assert len(both) == len(full) + len(small)
+    expected = np.concatenate([full.keypoints, 2 * (small.keypoints + 0.5) - 0.5])
+    expected_desc = np.concatenate([full.descriptors, small.descriptors])
+    order = np.lexsort((expected[:, 1], expected[:, 0]))
+    got = np.lexsort((both.keypoints[:, 1], both.keypoints[:, 0]))
+    np.testing.assert_allclose(both.keypoints[got], expected[order], atol=1e-4)
+    np.testing.assert_allclose(both.descriptors[got], expected_desc[order], atol=1e-5)
+    assert (np.diff(both.scores) <= 0).all()
+
+    from dataclasses import replace
+    assert pyramid.reconfigure(replace(pyramid.config, max_keypoints=50))
+    best = pyramid.extract(image)
+    assert len(best) == 50
+    np.testing.assert_allclose(best.scores, np.sort(both.scores)[::-1][:50], atol=1e-6)
+    # levels below 64 pixels are skipped rather than run on a few cells
+    assert pyramid.level_sizes(320, 256) == [(320, 256), (160, 128)]
+    assert pyramid.level_sizes(200, 100) == [(200, 100)]
+
+
 def _homography_pair():
     """A natural opencv-doc photo and a view of it under a known homography."""
     import cv2

@@ -30,6 +30,7 @@ from .base import FeatureModel, as_bgr8
 
 DESCRIPTOR_STRIDE = 8
 INPUT_MULTIPLE = 32
+MIN_LEVEL_SIDE = 64      # pyramid levels smaller than this (either side) are skipped
 SHIPPED_CHECKPOINT = "edgepoint.pt"
 SHIPPED_ONNX = "edgepoint.onnx"
 
@@ -96,7 +97,8 @@ class EdgePointModel(FeatureModel):
 
     # Settings read at extract time; changing only these needs no new session.
     LIVE_SETTINGS = ("max_keypoints", "score_threshold", "nms_radius", "border", "subpixel",
-                     "resize_width", "resize_height", "binary_descriptors")
+                     "resize_width", "resize_height", "binary_descriptors",
+                     "pyramid_levels", "pyramid_scale")
 
     def reconfigure(self, config: ExtractorConfig) -> bool:
         changed = {name for name, value in config.as_dict().items()
@@ -107,17 +109,25 @@ class EdgePointModel(FeatureModel):
         self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         return True
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """BGR image -> (1,3,H32,W32) RGB float32 [0,1] zero-padded to multiples
-        of 32, and the x/y scale back to the original image."""
-        bgr = as_bgr8(image)
-        height, width = bgr.shape[:2]
-        sx = sy = 1.0
-        if self.config.resize_width and self.config.resize_height:
-            rw, rh = self.config.resize_width, self.config.resize_height
-            if (rw, rh) != (width, height):
-                bgr = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA)
-                sx, sy = width / rw, height / rh
+    def level_sizes(self, width: int, height: int) -> list[tuple[int, int]]:
+        """Network input sizes (width, height) of the pyramid levels for an
+        image of width x height: the resize size (or native size) first, then
+        each level `pyramid_scale` times the previous one; levels smaller than
+        MIN_LEVEL_SIDE are skipped."""
+        c = self.config
+        w, h = (c.resize_width, c.resize_height) if c.resize_width else (width, height)
+        sizes = [(w, h)]
+        for level in range(1, c.pyramid_levels):
+            factor = c.pyramid_scale ** level
+            lw, lh = int(round(w * factor)), int(round(h * factor))
+            if min(lw, lh) < MIN_LEVEL_SIDE:
+                break
+            sizes.append((lw, lh))
+        return sizes
+
+    @staticmethod
+    def to_tensor(bgr: np.ndarray) -> np.ndarray:
+        """BGR image -> (1,3,H32,W32) RGB float32 [0,1], zero-padded to multiples of 32."""
         h, w = bgr.shape[:2]
         ph = -h % INPUT_MULTIPLE
         pw = -w % INPUT_MULTIPLE
@@ -125,32 +135,57 @@ class EdgePointModel(FeatureModel):
         if ph or pw:
             rgb = cv2.copyMakeBorder(rgb, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
         tensor = rgb.astype(np.float32).transpose(2, 0, 1)[None] * (1.0 / 255.0)
-        return np.ascontiguousarray(tensor), sx, sy
+        return np.ascontiguousarray(tensor)
 
     def extract(self, image: np.ndarray) -> Features:
-        t0 = time.perf_counter()
-        tensor, sx, sy = self.preprocess(image)
-        height, width = np.asarray(image).shape[:2]
-        t1 = time.perf_counter()
-        outputs = self.session.run({"image": tensor})
-        t2 = time.perf_counter()
-        channels = outputs["descriptors"].shape[1]
-        if channels != self.descriptor_dim:  # right names, wrong network
-            raise ValueError(f"{self.onnx_path} is not an EdgePoint model: its descriptors have "
-                             f"{channels} channels, EdgePoint's have {self.descriptor_dim}")
-        h = int(round(height / sy))
-        w = int(round(width / sx))
-        score_map = outputs["scores"][0, 0, :h, :w]
+        """Keypoints of every pyramid level (one level unless pyramid_levels > 1),
+        mapped to original-image pixels, merged and cut to the max_keypoints
+        highest scores."""
         c = self.config
-        keypoints, scores = detect_keypoints(
-            score_map, nms_radius=c.nms_radius, score_threshold=c.score_threshold,
-            max_keypoints=c.max_keypoints, border=c.border, subpixel=c.subpixel)
-        descriptors = sample_descriptors(outputs["descriptors"][0], keypoints, DESCRIPTOR_STRIDE)
-        if sx != 1.0 or sy != 1.0:
-            keypoints = (keypoints + 0.5) * np.array([sx, sy], np.float32) - 0.5
-        t3 = time.perf_counter()
+        timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        bgr = as_bgr8(image)
+        height, width = bgr.shape[:2]
+        all_keypoints, all_scores, all_descriptors = [], [], []
+        for lw, lh in self.level_sizes(width, height):
+            t0 = time.perf_counter()
+            level = bgr if (lw, lh) == (width, height) else cv2.resize(
+                bgr, (lw, lh), interpolation=cv2.INTER_AREA)
+            tensor = self.to_tensor(level)
+            t1 = time.perf_counter()
+            outputs = self.session.run({"image": tensor})
+            t2 = time.perf_counter()
+            channels = outputs["descriptors"].shape[1]
+            if channels != self.descriptor_dim:  # right names, wrong network
+                raise ValueError(f"{self.onnx_path} is not an EdgePoint model: its descriptors "
+                                 f"have {channels} channels, EdgePoint's have "
+                                 f"{self.descriptor_dim}")
+            keypoints, scores = detect_keypoints(
+                outputs["scores"][0, 0, :lh, :lw], nms_radius=c.nms_radius,
+                score_threshold=c.score_threshold, max_keypoints=c.max_keypoints,
+                border=c.border, subpixel=c.subpixel)
+            descriptors = sample_descriptors(outputs["descriptors"][0], keypoints,
+                                             DESCRIPTOR_STRIDE)
+            if (lw, lh) != (width, height):   # level pixels -> original pixels (centres)
+                keypoints = ((keypoints + 0.5) * np.array([width / lw, height / lh], np.float32)
+                             - 0.5)
+            all_keypoints.append(keypoints)
+            all_scores.append(scores)
+            all_descriptors.append(descriptors)
+            t3 = time.perf_counter()
+            timings["preprocess"] += (t1 - t0) * 1e3
+            timings["inference"] += (t2 - t1) * 1e3
+            timings["postprocess"] += (t3 - t2) * 1e3
+        keypoints, scores, descriptors = (all_keypoints[0], all_scores[0], all_descriptors[0])
+        if len(all_keypoints) > 1:
+            t0 = time.perf_counter()
+            keypoints = np.concatenate(all_keypoints)
+            scores = np.concatenate(all_scores)
+            descriptors = np.concatenate(all_descriptors)
+            order = np.argsort(-scores, kind="stable")
+            if c.max_keypoints:
+                order = order[:c.max_keypoints]
+            keypoints, scores, descriptors = keypoints[order], scores[order], descriptors[order]
+            timings["postprocess"] += (time.perf_counter() - t0) * 1e3
         features = Features(keypoints, scores, descriptors, (width, height), "float32",
-                            self.descriptor_dim,
-                            {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
-                             "postprocess": (t3 - t2) * 1e3})
+                            self.descriptor_dim, timings)
         return apply_descriptor_setting(features, c.binary_descriptors)

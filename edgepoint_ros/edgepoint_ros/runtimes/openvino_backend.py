@@ -41,7 +41,7 @@ DEVICES = tuple(DEVICE_NAMES)
 # Input size compiled first for networks with dynamic height/width.
 NOMINAL_HEIGHT, NOMINAL_WIDTH = 480, 640
 # Compiled shapes kept per session (a camera rarely changes resolution).
-MAX_COMPILED_SHAPES = 4
+MAX_COMPILED_SHAPES = 8
 
 _core = None
 

@@ -58,6 +58,17 @@ def find_training_images(roots=IMAGE_ROOTS) -> list[Path]:
     return sorted(best.values())
 
 
+HOLDOUT_EVERY = 8       # every 8th image (sorted) is held out of training for validation
+
+
+def split_holdout(paths: list[Path], every: int = HOLDOUT_EVERY) -> tuple[list[Path], list[Path]]:
+    """(training images, held-out images): every `every`-th path is held out.
+    Training validation and the held-out validation set use the same split."""
+    held = paths[::every]
+    held_set = set(held)
+    return [p for p in paths if p not in held_set], held
+
+
 def load_image_bank(paths: list[Path], max_side: int = MAX_SIDE) -> list[np.ndarray]:
     """Decode and downscale every image once (RGB uint8); skips unreadable or
     nearly uniform images (logos, flat artwork)."""

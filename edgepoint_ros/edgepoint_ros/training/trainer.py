@@ -26,7 +26,8 @@ from ..detection import detect_keypoints, sample_descriptors
 from ..matching import match_descriptors
 from ..models.edgepoint_net import EdgePointConfig, EdgePointNet, save_checkpoint
 from . import losses
-from .data import IMAGE_ROOTS, PairConfig, find_training_images, load_image_bank, make_pair
+from .data import (IMAGE_ROOTS, PairConfig, find_training_images, load_image_bank, make_pair,
+                   split_holdout)
 
 
 @dataclass
@@ -144,8 +145,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
     config_path.write_text(json.dumps(asdict(cfg), indent=2))
 
     paths = find_training_images(cfg.image_roots or IMAGE_ROOTS)
-    holdout = paths[::cfg.holdout_every]
-    train_paths = [p for p in paths if p not in set(holdout)]
+    train_paths, holdout = split_holdout(paths, cfg.holdout_every)
     bank = load_image_bank(train_paths)
     val_bank = load_image_bank(holdout)
     val_pairs = [make_pair(val_bank, np.random.default_rng([cfg.seed, 10**9, i]),
