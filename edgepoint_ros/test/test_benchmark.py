@@ -35,6 +35,8 @@ def test_short_run_writes_records_table_and_plot(tmp_path, capsys, monkeypatch):
     assert all(r["time_vs_orb"] == 1.0 and r["backend"] == "opencv-cpu" for r in orb)
     backends = {(r["backend"], r["precision"]) for r in extraction if r["method"] == "edgepoint"}
     assert ("onnxruntime-cpu", "fp32") in backends and ("openvino-cpu", "fp32") in backends
+    pyramid = [r for r in extraction if r["method"] == "edgepoint-pyramid3"]
+    assert {(r["width"], r["height"]) for r in pyramid} == {(160, 128), (96, 64)}
     matching = {r["method"]: r for r in records if r["kind"] == "matching"}
     assert set(matching) == {"match-float32-64d", "match-binary-64bit", "match-binary-256bit"}
     assert matching["match-binary-64bit"]["bytes_per_descriptor"] == 8
@@ -71,3 +73,5 @@ def test_bad_arguments_exit_with_a_message(capsys):
     assert "unknown precisions" in capsys.readouterr().err
     assert benchmark.main(["--methods", "orb,surf"]) == 2
     assert "unknown methods ['surf']" in capsys.readouterr().err
+    assert benchmark.main(["--pyramid-levels", "0"]) == 2
+    assert "--pyramid-levels must be in [1, 8]" in capsys.readouterr().err

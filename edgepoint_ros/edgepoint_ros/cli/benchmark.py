@@ -25,7 +25,9 @@ size.
 Configurations: EdgePoint on every runtime/device of the `auto` order
 (`runtimes/selection.py`) and the PyTorch reference, each in fp32, fp16 and
 int8, with fallback off, so one that cannot run here is listed as skipped with
-the reason instead of silently measuring something else; OpenCV ORB and SIFT;
+the reason instead of silently measuring something else; EdgePoint on an image
+pyramid of `--pyramid-levels` levels (the homography benchmark's setting) on
+the runtime `auto` picks, fp32 and int8; OpenCV ORB and SIFT;
 XFeat on the runtime `auto` picks. All keep at most `--max-keypoints` (1000;
 ORB's budget) keypoints.
 
@@ -126,6 +128,11 @@ def plan(args) -> list[Entry]:
                 entries.append(Entry("edgepoint", ExtractorConfig(
                     model="edgepoint", weights=args.edgepoint_weights, runtime=runtime,
                     device=device, precision=precision, **common)))
+        if args.pyramid_levels > 1:
+            for precision in [p for p in args.precisions.split(",") if p in ("fp32", "int8")]:
+                entries.append(Entry(f"edgepoint-pyramid{args.pyramid_levels}", ExtractorConfig(
+                    model="edgepoint", weights=args.edgepoint_weights, precision=precision,
+                    pyramid_levels=args.pyramid_levels, **common)))
     for name in ("orb", "sift"):
         if name in methods:
             entries.append(Entry(name, ExtractorConfig(model=name, **common)))
@@ -336,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="EdgePoint runtimes (default %(default)s)")
     parser.add_argument("--edgepoint-weights", default="",
                         help="EdgePoint weights (.onnx/.pt); default: the shipped ones")
+    parser.add_argument("--pyramid-levels", type=int, default=3,
+                        help="also time EdgePoint on this many pyramid levels (auto runtime, "
+                        "fp32 and int8); 1 = not (default %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="write the records here")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
     parser.add_argument("--no-progress", action="store_true")
@@ -345,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         if min(args.repeats, args.block, args.max_keypoints) < 1 or args.threads < 0:
             raise ValueError("--repeats, --block and --max-keypoints must be >= 1, "
                              "--threads >= 0")
+        if not 1 <= args.pyramid_levels <= 8:
+            raise ValueError(f"--pyramid-levels must be in [1, 8]; got {args.pyramid_levels}")
         for option, value, known in (("precisions", args.precisions, PRECISIONS),
                                      ("methods", args.methods, METHODS),
                                      ("runtimes", args.runtimes, RUNTIMES)):
