@@ -149,6 +149,7 @@ def test_cli_writes_json_table_and_plot(synthetic_benchmark, tmp_path, capsys):
     (["--methods", "orb", "--set", "max_keypoints=3"], "expected METHOD.FIELD=VALUE"),
     (["--methods", "xfeat", "--weights", "xfeat=/nonexistent.onnx"], "method xfeat"),
     (["--methods", "orb", "--ransac-trials", "0"], "ransac-trials"),
+    (["--methods", "orb", "--authors-settings", "orb"], "expected an EdgePoint method (none given)"),
 ])
 def test_cli_bad_arguments(synthetic_benchmark, tmp_path, capsys, argv, message):
     rc = evaluate_cli.main([*argv, "--data", str(synthetic_benchmark),
@@ -171,3 +172,12 @@ def test_one_real_oxford_pair():
     assert pair["pair"] == "graf/1-2"
     assert pair["matches"] > 500 and pair["mma3"] > 60.0
     assert pair["corner_error"] < 3.0
+
+
+def test_edgepoint_protocol_and_authors_settings():
+    configs = evaluate_cli.method_configs({"ours": "edgepoint", "released": "edgepoint"}, [],
+                                          ["ours.max_keypoints=100"], None, None, ["released"])
+    assert configs["ours"].pyramid_levels == 3 and configs["ours"].score_threshold == 0.2
+    assert configs["ours"].max_keypoints == 100
+    assert configs["released"].pyramid_levels == 1 and configs["released"].score_threshold == 0.5
+    assert configs["released"].max_keypoints == 5000

@@ -1,7 +1,8 @@
 """Homography benchmark of several methods in one run (Oxford affine protocol).
 
     evaluate [--methods edgepoint,xfeat,orb,sift] [--weights METHOD=PATH ...]
-             [--set METHOD.FIELD=VALUE ...] [--data DIR] [--out DIR]
+             [--set METHOD.FIELD=VALUE ...] [--authors-settings METHOD ...]
+             [--data DIR] [--out DIR]
              [--runtime R] [--device D] [--ransac-trials N]
              [--sequences graf,boat] [--targets 2,3]
 
@@ -9,8 +10,12 @@ A method is a model name, or LABEL:MODEL to run one model twice with different
 settings, e.g. `--methods edgepoint,released:edgepoint,xfeat,orb,sift
 --weights released=../shared/models/edgepoint-official/EdgePoint.pt`. Each
 method starts from the protocol settings of its model
-(`evaluation.homography.PROTOCOL_SETTINGS`), then `--runtime/--device`, then
-its `--weights` and `--set` values.
+(`evaluation.homography.PROTOCOL_SETTINGS`; for EdgePoint the ones chosen for
+the shipped weights on the held-out validation set), then `--authors-settings`
+(an EdgePoint method detects as the EdgePoint authors evaluate their released
+weights: threshold 0.5, one pyramid level), then `--runtime/--device`, then
+its `--weights` and `--set` values. `--data` takes any folder in the Oxford
+layout, e.g. the held-out validation set of `make_validation_set`.
 
 Prints a table and writes OUT/results.json (protocol, settings, runtime,
 summary and per-pair numbers of every method), OUT/results.md (the table) and
@@ -63,10 +68,17 @@ def parse_methods(text: str) -> dict[str, str]:
 
 
 def method_configs(methods: dict[str, str], weights: list[str], settings: list[str],
-                   runtime: str | None, device: str | None) -> dict[str, ExtractorConfig]:
-    from ..evaluation.homography import PROTOCOL_SETTINGS
+                   runtime: str | None, device: str | None,
+                   authors_settings: list[str] = ()) -> dict[str, ExtractorConfig]:
+    from ..evaluation.homography import AUTHORS_EDGEPOINT_SETTINGS, PROTOCOL_SETTINGS
     values = {label: {"model": model, **PROTOCOL_SETTINGS[model]}
               for label, model in methods.items()}
+    for label in authors_settings:
+        if methods.get(label) != "edgepoint":
+            edgepoints = [name for name, model in methods.items() if model == "edgepoint"]
+            raise ValueError(f"--authors-settings {label!r}: expected an EdgePoint method "
+                             f"({', '.join(edgepoints) or 'none given'})")
+        values[label].update(AUTHORS_EDGEPOINT_SETTINGS)
     for label, model in methods.items():
         if model not in ("orb", "sift"):
             if runtime:
@@ -98,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         metavar="METHOD.FIELD=VALUE")
+    parser.add_argument("--authors-settings", action="append", default=[], metavar="METHOD",
+                        help="EdgePoint METHOD with its authors' detection settings "
+                             "(threshold 0.5, no pyramid)")
     parser.add_argument("--runtime", default=None, help="runtime of the learned models")
     parser.add_argument("--device", default=None, help="device of the learned models")
     parser.add_argument("--data", type=Path, default=None,
@@ -114,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ..evaluation.homography import PROTOCOL_SETTINGS, evaluate_model, load_oxford_pairs
+    from ..evaluation.homography import (AUTHORS_EDGEPOINT_SETTINGS, PROTOCOL_SETTINGS,
+                                         evaluate_model, load_oxford_pairs)
     from ..evaluation.report import format_table, json_safe, plot_results
     from ..models import create_model
 
@@ -126,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             data, args.sequences.split(",") if args.sequences else None,
             [int(k) for k in args.targets.split(",")] if args.targets else None)
         configs = method_configs(parse_methods(args.methods), args.weights, args.settings,
-                                 args.runtime, args.device)
+                                 args.runtime, args.device, args.authors_settings)
         models = {}
         for label, config in configs.items():
             try:
@@ -160,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                      "homography": "cv2.findHomography RANSAC, 3 px",
                      "mha_thresholds_px": [1, 3, 5], "mma_threshold_px": 3,
                      "ransac_trials": args.ransac_trials,
-                     "protocol_settings": PROTOCOL_SETTINGS},
+                     "protocol_settings": PROTOCOL_SETTINGS,
+                     "authors_edgepoint_settings": AUTHORS_EDGEPOINT_SETTINGS},
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "methods": results,
     }
