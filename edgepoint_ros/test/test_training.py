@@ -120,11 +120,28 @@ def test_a_run_refuses_another_seed_in_the_same_directory(tmp_path):
     (["--scale-range", "2"], "--scale-range must be LO,HI"),
     (["--scale-range", "2,1"], "--scale-range needs 0 < LO < HI"),
     (["--init", "/nonexistent.pt"], "--init: no such checkpoint /nonexistent.pt"),
+    (["--perspective", "0.9"], "--perspective must be in [0, 0.5]; got 0.9"),
+    (["--grayscale", "-1"], "--grayscale must be in [0, 1.0]; got -1.0"),
 ])
 def test_train_cli_names_bad_arguments(argv, problem, capsys):
     with pytest.raises(SystemExit):
         train_cli.main(argv)
     assert problem in capsys.readouterr().err
+
+
+def test_grayscale_pairs_are_grey(bank):
+    def pair(seed, grey):
+        return make_pair(bank, np.random.default_rng(seed),
+                         PairConfig(size=64, source_size=80, grayscale=grey))
+
+    def channel_agreement(view):
+        v = view.astype(np.float32)
+        return min(_zncc(v[..., 0], v[..., 1]), _zncc(v[..., 1], v[..., 2]))
+
+    for seed in (5, 8, 12):                      # colour photos in this bank
+        # grey: only the photometric colour gain (and clipping) separates channels
+        assert all(channel_agreement(view) > 0.95 for view in pair(seed, 1.0)[:2])
+        assert all(channel_agreement(view) < 0.9 for view in pair(seed, 0.0)[:2])
 
 
 def test_fused_teacher_scores_agree_across_views():

@@ -42,6 +42,15 @@ def main(argv=None) -> int:
     parser.add_argument("--max-rotation", type=float, default=defaults.pair.max_rotation_deg)
     parser.add_argument("--heavy-blur", type=float, default=defaults.pair.heavy_blur,
                         help="probability of a strong defocus per view")
+    parser.add_argument("--perspective", type=float, default=defaults.pair.perspective,
+                        help="largest corner displacement of the strong view, fraction of "
+                             "the side (default %(default)s)")
+    parser.add_argument("--grayscale", type=float, default=defaults.pair.grayscale,
+                        help="probability that a pair is grey (both views; cameras and "
+                             "benchmarks are often monochrome)")
+    parser.add_argument("--w-desc-distill", type=float, default=defaults.w_desc_distill,
+                        help="weight of the teacher-descriptor distillation (the teacher is "
+                             "not rotation invariant; lower it for wide rotations)")
     parser.add_argument("--fuse-teacher", action="store_true",
                         help="detector targets: each view's teacher scores averaged with the "
                              "other view's warped onto it (same scene points in both views)")
@@ -57,7 +66,13 @@ def main(argv=None) -> int:
         return ship(Path(args.run_dir), Path(args.checkpoint) if args.checkpoint else None)
     from ..training.data import PairConfig
     from ..training.trainer import train
-    pair = PairConfig(max_rotation_deg=args.max_rotation, heavy_blur=args.heavy_blur)
+    for name in ("perspective", "grayscale", "heavy_blur", "w_desc_distill"):
+        value = getattr(args, name)
+        upper = 0.5 if name == "perspective" else (1.0 if name != "w_desc_distill" else 100.0)
+        if not 0.0 <= value <= upper:
+            parser.error(f"--{name.replace('_', '-')} must be in [0, {upper}]; got {value}")
+    pair = PairConfig(max_rotation_deg=args.max_rotation, heavy_blur=args.heavy_blur,
+                      perspective=args.perspective, grayscale=args.grayscale)
     if args.scale_range:
         try:
             lo, hi = (float(v) for v in args.scale_range.split(","))
@@ -72,7 +87,8 @@ def main(argv=None) -> int:
                       teacher=args.teacher, num_threads=args.threads,
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
                       init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
-                      teacher_keypoints=args.teacher_keypoints, fuse_teacher=args.fuse_teacher)
+                      teacher_keypoints=args.teacher_keypoints, fuse_teacher=args.fuse_teacher,
+                      w_desc_distill=args.w_desc_distill)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "commands.txt", "a") as f:  # the record --ship copies

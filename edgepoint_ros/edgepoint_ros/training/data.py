@@ -101,6 +101,7 @@ class PairConfig:
     perspective: float = 0.22       # max corner displacement, fraction of the side
     mild_perspective: float = 0.05
     heavy_blur: float = 0.0         # probability of a strong defocus (Gaussian sigma 1.5-4 px)
+    grayscale: float = 0.0          # probability that both views of a pair are grey
 
 
 def _corners(side: float) -> np.ndarray:
@@ -183,6 +184,9 @@ def make_pair(bank: list[np.ndarray], rng: np.random.Generator, cfg: PairConfig)
     source = image[y0:y0 + s, x0:x0 + s]
     if rng.random() < 0.5:
         source = source[:, ::-1]
+    if cfg.grayscale > 0 and rng.random() < cfg.grayscale:   # no draw at 0: older runs replay
+        source = np.repeat(cv2.cvtColor(np.ascontiguousarray(source), cv2.COLOR_RGB2GRAY)[..., None],
+                           3, axis=2)
     h_a = random_homography(rng, cfg, strong=False)
     h_b = random_homography(rng, cfg, strong=True)
     size = (cfg.size, cfg.size)
