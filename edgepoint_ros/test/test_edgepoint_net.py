@@ -159,6 +159,20 @@ def test_pyramid_adds_the_keypoints_of_each_level_in_original_pixels(tmp_path, m
     best = pyramid.extract(image)
     assert len(best) == 50
     np.testing.assert_allclose(best.scores, np.sort(both.scores)[::-1][:50], atol=1e-6)
+    # with a resize the levels start at the resize size and map back per axis
+    resized = create_model(ExtractorConfig(**base, resize_width=160, resize_height=160,
+                                           pyramid_levels=2, pyramid_scale=0.5))
+    assert resized.level_sizes(320, 256) == [(160, 160), (80, 80)]
+    square = cv2.resize(image, (160, 160), interpolation=cv2.INTER_AREA)
+    quarter = cv2.resize(image, (80, 80), interpolation=cv2.INTER_AREA)
+    kp = resized.extract(image).keypoints
+    sx, sy = 320 / 160, 256 / 160
+    expected = np.concatenate([
+        (single.extract(square).keypoints + 0.5) * [sx, sy] - 0.5,
+        (single.extract(quarter).keypoints + 0.5) * [2 * sx, 2 * sy] - 0.5])
+    np.testing.assert_allclose(kp[np.lexsort((kp[:, 1], kp[:, 0]))],
+                               expected[np.lexsort((expected[:, 1], expected[:, 0]))], atol=1e-3)
+    assert (kp >= 0).all() and (kp[:, 0] < 320).all() and (kp[:, 1] < 256).all()
     # levels below 64 pixels are skipped rather than run on a few cells
     assert pyramid.level_sizes(320, 256) == [(320, 256), (160, 128)]
     assert pyramid.level_sizes(200, 100) == [(200, 100)]

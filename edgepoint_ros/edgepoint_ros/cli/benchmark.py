@@ -54,7 +54,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import ExtractorConfig
+from ..config import MAX_PYRAMID_LEVELS, ExtractorConfig
 from ..paths import opencv_sample_data_dir
 from ..runtimes.base import RuntimeUnavailable, first_line
 from ..runtimes.calibration import is_benchmark_image
@@ -355,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         if min(args.repeats, args.block, args.max_keypoints) < 1 or args.threads < 0:
             raise ValueError("--repeats, --block and --max-keypoints must be >= 1, "
                              "--threads >= 0")
-        if not 1 <= args.pyramid_levels <= 8:
-            raise ValueError(f"--pyramid-levels must be in [1, 8]; got {args.pyramid_levels}")
+        if not 1 <= args.pyramid_levels <= MAX_PYRAMID_LEVELS:
+            raise ValueError(f"--pyramid-levels must be in [1, {MAX_PYRAMID_LEVELS}]; got "
+                             f"{args.pyramid_levels}")
         for option, value, known in (("precisions", args.precisions, PRECISIONS),
                                      ("methods", args.methods, METHODS),
                                      ("runtimes", args.runtimes, RUNTIMES)):

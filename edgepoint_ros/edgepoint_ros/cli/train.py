@@ -46,8 +46,9 @@ def main(argv=None) -> int:
                         help="largest corner displacement of the strong view, fraction of "
                              "the side (default %(default)s)")
     parser.add_argument("--grayscale", type=float, default=defaults.pair.grayscale,
-                        help="probability that a pair is grey (both views; cameras and "
-                             "benchmarks are often monochrome)")
+                        help="probability that a pair's source is grey (both views; cameras "
+                             "and benchmarks are often monochrome); the photometric colour "
+                             "shift may still tint a view slightly")
     parser.add_argument("--w-desc-distill", type=float, default=defaults.w_desc_distill,
                         help="weight of the teacher-descriptor distillation (the teacher is "
                              "not rotation invariant; lower it for wide rotations)")

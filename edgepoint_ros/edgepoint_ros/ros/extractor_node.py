@@ -75,8 +75,7 @@ from .visualization import draw_keypoints
 # Settings a built model may take without being rebuilt (FeatureModel.reconfigure
 # says whether it did); any other change builds a new model.
 LIVE_SETTINGS = frozenset({"max_keypoints", "score_threshold", "nms_radius", "border",
-                           "subpixel", "binary_descriptors", "pyramid_levels",
-                           "pyramid_scale"})
+                           "subpixel", "binary_descriptors"})
 TRIAL_FRAME_SIZE = (640, 480)  # the frame a new model is tried on before any image arrived
 FRAME_ID_SHOWN = 64  # characters of a frame_id quoted in a log line
 

@@ -40,7 +40,8 @@ DEVICE_NAMES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
 DEVICES = tuple(DEVICE_NAMES)
 # Input size compiled first for networks with dynamic height/width.
 NOMINAL_HEIGHT, NOMINAL_WIDTH = 480, 640
-# Compiled shapes kept per session (a camera rarely changes resolution).
+# Compiled shapes kept per session: a camera rarely changes resolution, and an
+# EdgePoint pyramid (config.MAX_PYRAMID_LEVELS) needs one shape per level.
 MAX_COMPILED_SHAPES = 8
 
 _core = None
