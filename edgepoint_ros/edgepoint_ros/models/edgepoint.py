@@ -22,7 +22,8 @@ each copy carries the descriptor of its scale, which is what lets a zoomed
 view match; with a small max_keypoints these copies share the budget. A scene zoomed out by 0.5 in one image
 is then also seen at about the scale the other image shows it, which is what
 wide zoom changes (the Oxford boat sequence) need; on the held-out
-validation set's zoom sequences one level matched 41 % of pairs, three 53 %.
+validation set's zoom sequences (scale to 0.36, rotation to 90 degrees) the
+shipped weights register 38 % of the pairs on one level and 54 % on three.
 """
 from __future__ import annotations
 
