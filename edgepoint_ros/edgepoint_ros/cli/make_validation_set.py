@@ -26,13 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make_validation_set: --photos-per-kind must be >= 1; got {args.photos_per_kind}",
               file=sys.stderr)
         return 2
-    from ..evaluation.validation_set import make_validation_set
+    from ..evaluation.validation_set import LEVELS, make_validation_set
     try:
         folders = make_validation_set(args.out, args.photos_per_kind, args.seed)
     except FileNotFoundError as exc:
         print(f"make_validation_set: {exc}", file=sys.stderr)
         return 2
-    print(f"make_validation_set: wrote {len(folders)} sequences ({5 * len(folders)} pairs) "
+    print(f"make_validation_set: wrote {len(folders)} sequences ({LEVELS * len(folders)} pairs) "
           f"under {args.out}")
     return 0
 

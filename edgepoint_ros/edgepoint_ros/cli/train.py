@@ -67,9 +67,10 @@ def main(argv=None) -> int:
         return ship(Path(args.run_dir), Path(args.checkpoint) if args.checkpoint else None)
     from ..training.data import PairConfig
     from ..training.trainer import train
-    for name in ("perspective", "grayscale", "heavy_blur", "w_desc_distill"):
+    upper_bounds = {"perspective": 0.5, "grayscale": 1.0, "heavy_blur": 1.0,
+                    "w_desc_distill": 100.0}
+    for name, upper in upper_bounds.items():
         value = getattr(args, name)
-        upper = 0.5 if name == "perspective" else (1.0 if name != "w_desc_distill" else 100.0)
         if not 0.0 <= value <= upper:
             parser.error(f"--{name.replace('_', '-')} must be in [0, {upper}]; got {value}")
     pair = PairConfig(max_rotation_deg=args.max_rotation, heavy_blur=args.heavy_blur,

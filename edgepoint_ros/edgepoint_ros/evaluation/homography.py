@@ -62,8 +62,9 @@ CURVE_THRESHOLDS = tuple(range(1, 11))
 # scores run lower than the released ones', and 0.5 leaves blurred images
 # with a few dozen keypoints; 0.1 / 0.2 / 0.3 gave MHA@3 73.4 / 70.6 / 65.0
 # there), NMS radius 2, sub-pixel refinement, and a 3-level image pyramid
-# (scale 0.7) for zoom (one level: 61.8; four: 73.0 at threshold 0.2). The authors evaluate their
-# released weights at threshold 0.5 on one level: AUTHORS_EDGEPOINT_SETTINGS.
+# (scale 0.7) for zoom (at threshold 0.2, one level: 61.8; four: 73.0). The
+# authors evaluate their released weights at threshold 0.5 on one level:
+# AUTHORS_EDGEPOINT_SETTINGS.
 PROTOCOL_SETTINGS: dict[str, dict] = {
     "orb": {"max_keypoints": 5000, "border": 0},
     "sift": {"max_keypoints": 5000, "border": 0},

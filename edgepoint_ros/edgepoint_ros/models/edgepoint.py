@@ -16,14 +16,15 @@ Image pyramid (`pyramid_levels` > 1): the network also runs on the image
 shrunk by `pyramid_scale`, `pyramid_scale`^2, ...; each level's keypoints are
 detected at that level, their descriptors sampled from that level's map, and
 their positions mapped to original pixels (pixel centres). The max_keypoints
-best scores of all levels are kept. As in SIFT's scale space, a corner found
-on several levels is kept once per level (no suppression across levels):
-each copy carries the descriptor of its scale, which is what lets a zoomed
-view match; with a small max_keypoints these copies share the budget. A scene zoomed out by 0.5 in one image
+best scores of all levels are kept. A scene zoomed out by 0.5 in one image
 is then also seen at about the scale the other image shows it, which is what
 wide zoom changes (the Oxford boat sequence) need; on the held-out
 validation set's zoom sequences (scale to 0.36, rotation to 90 degrees) the
 shipped weights register 38 % of the pairs on one level and 54 % on three.
+As in SIFT's scale space, a corner found on several levels is kept once per
+level (no suppression across levels): each copy carries the descriptor of
+its scale, which is what lets a zoomed view match; with a small
+max_keypoints these copies share the budget.
 """
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ from ..detection import detect_keypoints, sample_descriptors
 from ..matching import match_descriptors
 from ..models.edgepoint_net import EdgePointConfig, EdgePointNet, save_checkpoint
 from . import losses
-from .data import (IMAGE_ROOTS, PairConfig, find_training_images, load_image_bank, make_pair,
-                   split_holdout)
+from .data import (HOLDOUT_EVERY, IMAGE_ROOTS, PairConfig, find_training_images,
+                   load_image_bank, make_pair, split_holdout)
 
 
 @dataclass
@@ -51,7 +51,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     validate_every: int = 500
     validation_pairs: int = 32
-    holdout_every: int = 8
+    holdout_every: int = HOLDOUT_EVERY
     num_threads: int = 2
     pair: PairConfig = field(default_factory=PairConfig)
 
