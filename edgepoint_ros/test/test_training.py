@@ -16,8 +16,8 @@ import torch
 
 from edgepoint_ros.cli import train as train_cli
 from edgepoint_ros.training import losses
-from edgepoint_ros.training.data import (PairConfig, find_training_images, load_image_bank,
-                                         make_pair)
+from edgepoint_ros.training.data import (PairConfig, find_training_images, image_key,
+                                         load_image_bank, make_pair, split_holdout)
 from edgepoint_ros.training.trainer import TrainConfig, train
 
 OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
@@ -155,3 +155,29 @@ def test_fused_teacher_scores_agree_across_views():
     assert fused_b[0, 0, 13, 17] == pytest.approx(0.5)
     assert fused_a[0, 0, 10, 12] == pytest.approx(0.5)
     assert fused_b.sum() == pytest.approx(0.5) and fused_a.sum() == pytest.approx(0.5)
+
+
+def test_one_file_per_picture_and_a_split_that_does_not_move(tmp_path):
+    """A Plasma wallpaper ships one picture at several sizes (light and dark,
+    plus a small screenshot): training takes its largest file once. Two
+    wallpapers with files of the same size are two pictures. The named
+    held-out pictures stay held out whatever else the folders hold."""
+    rng = np.random.default_rng(1)
+    for name, sizes in {"Alpha": ("800x600", "1600x1200"), "Beta": ("800x600",),
+                        "Gamma": ("640x480",)}.items():
+        for size in sizes:
+            folder = tmp_path / "wallpapers" / name / "contents" / "images"
+            folder.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / f"{size}.png"), rng.integers(0, 255, (48, 64, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / "wallpapers" / name / "contents" / "screenshot.png"),
+                    rng.integers(0, 255, (480, 640, 3), np.uint8))   # bigger file, still a preview
+    cv2.imwrite(str(tmp_path / "photo.jpg"), rng.integers(0, 255, (48, 64, 3), np.uint8))
+    paths = find_training_images((tmp_path,))
+    assert [image_key(p) for p in paths] == ["photo", "Alpha", "Beta", "Gamma"]
+    assert paths[1].name == "1600x1200.png"
+    training, held_out = split_holdout(paths, held_out=("Beta", "photo"))
+    assert [image_key(p) for p in held_out] == ["photo", "Beta"]
+    assert [image_key(p) for p in training] == ["Alpha", "Gamma"]
+    cv2.imwrite(str(tmp_path / "another.jpg"), rng.integers(0, 255, (48, 64, 3), np.uint8))
+    _, held_again = split_holdout(find_training_images((tmp_path,)), held_out=("Beta", "photo"))
+    assert held_again == held_out

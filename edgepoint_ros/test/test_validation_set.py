@@ -2,15 +2,13 @@
 img1 onto imgK, and only images training never sees."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
 from edgepoint_ros.evaluation.homography import load_oxford_pairs
-from edgepoint_ros.evaluation.validation_set import (KINDS, _wallpaper_folder, make_validation_set,
-                                                     unseen_held_out, validation_sources)
+from edgepoint_ros.evaluation.validation_set import (KINDS, make_validation_set, unseen_held_out,
+                                                     validation_sources)
 from edgepoint_ros.training.data import find_training_images, split_holdout
 
 OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
@@ -68,9 +66,6 @@ def test_held_out_near_duplicates_of_training_images_are_left_out(tmp_path):
     assert [p.name for p in held_out] == ["p0.png", "p8.png"]
     assert not set(training) & set(held_out)
     assert [p.name for p in unseen_held_out(paths)] == ["p8.png"]
-    # a wallpaper whose folder also gave a training image is left out too
-    assert _wallpaper_folder(Path("/usr/share/wallpapers/Path/contents/images/1920x1200.jpg")) \
-        == "Path"
 
 
 def test_without_photographs_the_set_uses_video_frames_or_says_what_is_missing(tmp_path):

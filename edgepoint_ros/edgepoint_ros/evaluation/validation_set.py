@@ -5,10 +5,9 @@ Inference settings (detection threshold, pyramid levels) and checkpoints are
 chosen here, never on `oxford-affine`. The set is made from images training
 never sees: the photographs training holds out (`training.data.split_holdout`,
 the same split the trainer validates on) that are large and textured enough
-and are not near-duplicates of a training image (the same wallpaper at
-another resolution, the next frame of a training frame: thumbnail
-correlation >= NEAR_DUPLICATE, or the same wallpaper folder), and frames of
-opencv-doc's videos (training reads still images only).
+and are not near-duplicates of a training image (the next frame of a training
+frame, one picture under two names: thumbnail correlation >= NEAR_DUPLICATE),
+and frames of opencv-doc's videos (training reads still images only).
 
 Each source image gives one sequence of one nuisance the Oxford sequences
 test, `img1.png` .. `img6.png` with `H1to2p` .. `H1to6p` exactly like
@@ -158,22 +157,15 @@ def _thumbnail(path: Path) -> np.ndarray | None:
     return small / (np.linalg.norm(small) + 1e-6)
 
 
-def _wallpaper_folder(path: Path) -> str | None:
-    """`/usr/share/wallpapers/<Name>/contents/...` -> Name (one picture, many sizes)."""
-    parts = path.parts
-    return parts[parts.index("contents") - 1] if "contents" in parts[1:] else None
-
-
 def unseen_held_out(paths: list[Path]) -> list[Path]:
     """The held-out paths that are no near-duplicate of a training path."""
     training, held_out = split_holdout(paths)
-    folders = {_wallpaper_folder(p) for p in training} - {None}
     thumbs = [t for t in (_thumbnail(p) for p in training) if t is not None]
     seen = np.stack(thumbs) if thumbs else np.zeros((0, THUMBNAIL[0] * THUMBNAIL[1]), np.float32)
     unseen = []
     for path in held_out:
         thumb = _thumbnail(path)
-        if thumb is None or _wallpaper_folder(path) in folders:
+        if thumb is None:
             continue
         if len(seen) and float((seen @ thumb).max()) >= NEAR_DUPLICATE:
             continue

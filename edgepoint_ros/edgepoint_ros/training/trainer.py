@@ -7,7 +7,7 @@ point), `best.pt` (best validation so far), `log.csv` (losses per step,
 validation rows) and `config.json`.
 
 Validation uses synthetic homography pairs made from images held out of
-training (every `holdout_every`-th image), never the Oxford benchmark.
+training (`data.HELD_OUT`), never the Oxford benchmark.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from ..detection import detect_keypoints, sample_descriptors
 from ..matching import match_descriptors
 from ..models.edgepoint_net import EdgePointConfig, EdgePointNet, save_checkpoint
 from . import losses
-from .data import (HOLDOUT_EVERY, IMAGE_ROOTS, PairConfig, find_training_images,
+from .data import (HELD_OUT, IMAGE_ROOTS, PairConfig, find_training_images,
                    load_image_bank, make_pair, split_holdout)
 
 
@@ -51,7 +51,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     validate_every: int = 500
     validation_pairs: int = 32
-    holdout_every: int = HOLDOUT_EVERY
+    held_out: tuple = HELD_OUT        # pictures (data.image_key) kept out of training
     num_threads: int = 2
     pair: PairConfig = field(default_factory=PairConfig)
 
@@ -145,7 +145,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
     config_path.write_text(json.dumps(asdict(cfg), indent=2))
 
     paths = find_training_images(cfg.image_roots or IMAGE_ROOTS)
-    train_paths, holdout = split_holdout(paths, cfg.holdout_every)
+    train_paths, holdout = split_holdout(paths, cfg.held_out)
     bank = load_image_bank(train_paths)
     val_bank = load_image_bank(holdout)
     val_pairs = [make_pair(val_bank, np.random.default_rng([cfg.seed, 10**9, i]),
