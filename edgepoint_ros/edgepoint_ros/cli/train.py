@@ -114,8 +114,10 @@ def ship(run_dir: Path, checkpoint: Path | None) -> int:
     save_checkpoint(net, SHIPPED_WEIGHTS_DIR / SHIPPED_CHECKPOINT, source=str(source), **extra)
     export_onnx(None, SHIPPED_WEIGHTS_DIR / SHIPPED_ONNX, net=net)
     record = {"checkpoint": str(source), **extra, "runs": _lineage(source.parent)}
-    from ..training.data import IMAGE_ROOTS, find_training_images
-    record["data"] = {"image_roots": list(IMAGE_ROOTS), "images": len(find_training_images()),
+    from ..training.data import IMAGE_ROOTS, find_training_images, image_key, split_holdout
+    training, held_out = split_holdout(find_training_images())
+    record["data"] = {"image_roots": list(IMAGE_ROOTS), "training_pictures": len(training),
+                      "held_out_pictures": sorted(image_key(p) for p in held_out),
                       "debian_packages": ["mate-backgrounds", "plasma-workspace-wallpapers",
                                           "ukui-wallpapers", "gnome-backgrounds", "opencv-doc"],
                       "installed_by": "scripts/get_training_data.sh",
