@@ -20,7 +20,7 @@ best scores of all levels are kept. A scene zoomed out by 0.5 in one image
 is then also seen at about the scale the other image shows it, which is what
 wide zoom changes (the Oxford boat sequence) need; on the held-out
 validation set's zoom sequences (scale to 0.36, rotation to 90 degrees) the
-shipped weights register 38 % of the pairs on one level and 54 % on three.
+edgepoint-v5 weights register 33 % of the pairs on one level and 45 % on three.
 As in SIFT's scale space, a corner found on several levels is kept once per
 level (no suppression across levels): each copy carries the descriptor of
 its scale, which is what lets a zoomed view match; with a small
