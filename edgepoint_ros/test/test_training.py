@@ -172,11 +172,13 @@ def test_one_file_per_picture_and_a_split_that_does_not_move(tmp_path):
         cv2.imwrite(str(tmp_path / "wallpapers" / name / "contents" / "screenshot.png"),
                     rng.integers(0, 255, (480, 640, 3), np.uint8))   # bigger file, still a preview
     cv2.imwrite(str(tmp_path / "photo.jpg"), rng.integers(0, 255, (48, 64, 3), np.uint8))
+    (tmp_path / "trip").mkdir()              # another picture under the same file name
+    cv2.imwrite(str(tmp_path / "trip" / "photo.jpg"), rng.integers(0, 255, (48, 64, 3), np.uint8))
     paths = find_training_images((tmp_path,))
-    assert [image_key(p) for p in paths] == ["photo", "Alpha", "Beta", "Gamma"]
-    assert paths[1].name == "1600x1200.png"
+    assert [image_key(p) for p in paths] == ["photo", "photo", "Alpha", "Beta", "Gamma"]
+    assert paths[2].name == "1600x1200.png"
     training, held_out = split_holdout(paths, held_out=("Beta", "photo"))
-    assert [image_key(p) for p in held_out] == ["photo", "Beta"]
+    assert [image_key(p) for p in held_out] == ["photo", "photo", "Beta"]
     assert [image_key(p) for p in training] == ["Alpha", "Gamma"]
     cv2.imwrite(str(tmp_path / "another.jpg"), rng.integers(0, 255, (48, 64, 3), np.uint8))
     _, held_again = split_holdout(find_training_images((tmp_path,)), held_out=("Beta", "photo"))

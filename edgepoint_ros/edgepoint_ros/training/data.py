@@ -37,14 +37,16 @@ MAX_SIDE = 1200          # images are downscaled so that content scale resembles
 MIN_SIDE = 360
 
 
-def image_key(path: Path) -> str:
-    """What identifies one picture: a Plasma wallpaper folder
-    (`/usr/share/wallpapers/<Name>/contents/...` ships one picture at many
-    sizes, light and dark) is one picture; any other file is its stem."""
+def _wallpaper_name(path: Path) -> str | None:
+    """`/usr/share/wallpapers/<Name>/contents/...` -> Name: a Plasma wallpaper
+    folder ships one picture at many sizes, light and dark."""
     parts = Path(path).parts
-    if "contents" in parts[1:]:
-        return parts[parts.index("contents") - 1]
-    return Path(path).stem
+    return parts[parts.index("contents") - 1] if "contents" in parts[1:] else None
+
+
+def image_key(path: Path) -> str:
+    """The name a picture goes by in HELD_OUT: its wallpaper name, else its file stem."""
+    return _wallpaper_name(path) or Path(path).stem
 
 
 def _pixels(path: Path) -> int:
@@ -56,10 +58,10 @@ def _pixels(path: Path) -> int:
 
 
 def find_training_images(roots=IMAGE_ROOTS) -> list[Path]:
-    """All usable photographs under the roots, one file per picture
-    (`image_key`): the largest; a wallpaper's `screenshot` preview only when
-    it is the sole file of its folder."""
-    best: dict[str, Path] = {}
+    """All usable photographs under the roots, one file per picture: a
+    wallpaper folder gives its largest file (its `screenshot` preview only
+    when that is all it has); any other file is a picture of its own."""
+    best: dict[str, tuple[tuple[bool, int], Path]] = {}
     for root in roots:
         root = Path(root)
         if not root.is_dir():
@@ -70,11 +72,11 @@ def find_training_images(roots=IMAGE_ROOTS) -> list[Path]:
             low = str(path).lower()
             if any(fnmatch.fnmatch(low, pattern.lower()) for pattern in EXCLUDED_PATTERNS):
                 continue
-            key = image_key(path)
+            key = _wallpaper_name(path) or str(path)
             rank = (path.stem != "screenshot", _pixels(path))
-            if key not in best or rank > (best[key].stem != "screenshot", _pixels(best[key])):
-                best[key] = path
-    return sorted(best.values())
+            if key not in best or rank > best[key][0]:
+                best[key] = (rank, path)
+    return sorted(path for _, path in best.values())
 
 
 # The pictures held out of training, for validation (training's validation
