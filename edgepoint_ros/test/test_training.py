@@ -79,6 +79,7 @@ def _tiny(tmp_path: Path, steps: int) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=1, teacher="none", warmup_steps=1,
                        checkpoint_every=1, validate_every=2, validation_pairs=1,
                        num_threads=1, points_per_pair=32, image_roots=(OPENCV_DATA,),
+                       w_peak_reprojection=1.0, peak_keypoints=16,
                        pair=PairConfig(size=64, source_size=96))
 
 
@@ -106,6 +107,7 @@ def test_a_stopped_and_resumed_run_is_the_uninterrupted_run(tmp_path):
     assert [r["step"] for r in rows_b] == ["1", "2", "3", "4"]
     assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
     assert rows_a[1]["val_ha3"] != ""  # validation ran at step 2
+    assert all(float(r["peak_reprojection"]) > 0 for r in rows_a)
 
 
 def test_a_run_refuses_another_seed_in_the_same_directory(tmp_path):
@@ -155,6 +157,40 @@ def test_fused_teacher_scores_agree_across_views():
     assert fused_b[0, 0, 13, 17] == pytest.approx(0.5)
     assert fused_a[0, 0, 10, 12] == pytest.approx(0.5)
     assert fused_b.sum() == pytest.approx(0.5) and fused_a.sum() == pytest.approx(0.5)
+
+
+def _blob_logits(centres, size=48):
+    ys, xs = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    prob = sum(torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / 1.5) for x, y in centres)
+    return torch.logit(prob.clamp(1e-4, 1 - 1e-4))[None, None]
+
+
+def test_peak_reprojection_measures_sub_pixel_disagreement():
+    """Peaks at sub-pixel positions, B = A shifted by (2.4, -1.3): the loss is
+    smallest for the true shift, grows with a wrong one, and its gradient
+    reaches both views; with the run-time soft-argmax it matches detection.py."""
+    shift = (2.4, -1.3)
+    centres = [(12.3, 14.6), (30.7, 20.2), (22.5, 33.8)]
+    logits_a = _blob_logits(centres).requires_grad_(True)
+    logits_b = _blob_logits([(x + shift[0], y + shift[1]) for x, y in centres]).requires_grad_(True)
+    mask = torch.ones(1, 48, 48)
+
+    def loss(dx, dy=shift[1]):
+        h_ab = torch.tensor([[[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]]])
+        return losses.peak_reprojection(logits_a, logits_b, h_ab, mask, mask, k=3)
+
+    right, off_half, off_one = loss(shift[0]), loss(shift[0] + 0.5), loss(shift[0] + 1.0)
+    # not 0 for the true shift: the soft-argmax (temperature 0.1) leans to the pixel centre
+    assert right < 0.45 and right + 0.15 < off_half < off_one and right + 0.15 < loss(shift[0] - 0.5)
+    right.backward()
+    assert logits_a.grad.abs().sum() > 0 and logits_b.grad.abs().sum() > 0
+
+    from edgepoint_ros.detection import detect_keypoints
+    prob = torch.sigmoid(logits_a.detach())
+    keypoints, _ = detect_keypoints(prob[0, 0].numpy(), nms_radius=2, border=3)
+    centres_px = torch.from_numpy(keypoints).round().long()[None]
+    refined = losses._soft_argmax_at(prob, centres_px, 2, 0.1)[0].numpy()
+    np.testing.assert_allclose(np.sort(refined, 0), np.sort(keypoints, 0), atol=1e-5)
 
 
 def test_one_file_per_picture_and_a_split_that_does_not_move(tmp_path):

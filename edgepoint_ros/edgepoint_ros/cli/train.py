@@ -52,6 +52,10 @@ def main(argv=None) -> int:
     parser.add_argument("--w-desc-distill", type=float, default=defaults.w_desc_distill,
                         help="weight of the teacher-descriptor distillation (the teacher is "
                              "not rotation invariant; lower it for wide rotations)")
+    parser.add_argument("--w-peak-reprojection", type=float, default=defaults.w_peak_reprojection,
+                        help="weight of the peak reprojection loss: the student's own peaks, "
+                             "refined as at run time, must land on each other across views "
+                             "(pixels; trains sub-pixel localisation); 0 = off")
     parser.add_argument("--fuse-teacher", action="store_true",
                         help="detector targets: each view's teacher scores averaged with the "
                              "other view's warped onto it (same scene points in both views)")
@@ -68,7 +72,7 @@ def main(argv=None) -> int:
     from ..training.data import PairConfig
     from ..training.trainer import train
     upper_bounds = {"perspective": 0.5, "grayscale": 1.0, "heavy_blur": 1.0,
-                    "w_desc_distill": 100.0}
+                    "w_desc_distill": 100.0, "w_peak_reprojection": 100.0}
     for name, upper in upper_bounds.items():
         value = getattr(args, name)
         if not 0.0 <= value <= upper:
@@ -90,7 +94,8 @@ def main(argv=None) -> int:
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
                       init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
                       teacher_keypoints=args.teacher_keypoints, fuse_teacher=args.fuse_teacher,
-                      w_desc_distill=args.w_desc_distill)
+                      w_desc_distill=args.w_desc_distill,
+                      w_peak_reprojection=args.w_peak_reprojection)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "commands.txt", "a") as f:  # the record --ship copies

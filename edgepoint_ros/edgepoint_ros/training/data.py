@@ -2,7 +2,8 @@
 
 Sources (Debian packages, installed by `scripts/get_training_data.sh`):
 nature photos and wallpapers (mate-backgrounds, plasma-workspace-wallpapers,
-ukui-wallpapers, gnome-backgrounds) and opencv-doc's sample images. The Oxford
+ukui-wallpapers, gnome-backgrounds, lomiri-wallpapers*) and opencv-doc's
+sample images. The Oxford
 affine benchmark is never used: opencv-doc ships two of its images
 (graf1/graf3, leuvenA/leuvenB), and `EXCLUDED_PATTERNS` drops them.
 

@@ -15,6 +15,12 @@ Student outputs: score logits at full resolution, raw descriptors at H/8.
 * repeatability: the student's score probability map of B warped into A
   should equal A's (L1 on pixels whose correspondence is valid); makes
   detections follow the scene under homographies and illumination changes.
+* peak_reprojection: the student's own top-k NMS peaks in one view, refined
+  by the run-time soft-argmax (detection.py: window 2r+1, temperature 0.1 on
+  probabilities), warped into the other view, where the soft-argmax of the
+  window around the warped point must land on it (distance in pixels, both
+  directions; ALIKE's reprojection loss). Trains sub-pixel localisation, which
+  the L1 repeatability of whole maps barely constrains.
 """
 from __future__ import annotations
 
@@ -131,3 +137,62 @@ def repeatability(logits_a, logits_b, h_ab, mask_a, mask_b):
     prob_b_in_a, valid = warp_map(torch.sigmoid(logits_b), h_ab, mask_a, mask_b)
     diff = (torch.sigmoid(logits_a) - prob_b_in_a).abs()
     return (diff * valid).sum() / valid.sum().clamp(min=1.0)
+
+
+def _soft_argmax_at(prob: torch.Tensor, centres: torch.Tensor, radius: int,
+                    temperature: float) -> torch.Tensor:
+    """(B,1,H,W) probabilities, (B,N,2) integer pixel centres (long) ->
+    (B,N,2) soft-argmax positions in the (2r+1)^2 windows around them, as
+    detection.soft_argmax_offsets computes them at run time (differentiable)."""
+    padded = F.pad(prob[:, 0], (radius, radius, radius, radius))        # (B, H+2r, W+2r)
+    width = padded.shape[-1]
+    offsets = torch.arange(-radius, radius + 1, device=prob.device)
+    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
+    rows = centres[..., 1:2] + radius + dy.reshape(1, 1, -1)           # (B, N, size^2)
+    cols = centres[..., 0:1] + radius + dx.reshape(1, 1, -1)
+    window = padded.flatten(1).gather(1, (rows * width + cols).flatten(1)).view(rows.shape)
+    dx, dy = dx.to(prob.dtype), dy.to(prob.dtype)
+    weights = torch.softmax(window / temperature, dim=-1)
+    offset = torch.stack([weights @ dx.reshape(-1), weights @ dy.reshape(-1)], -1)
+    return centres.to(prob.dtype) + offset
+
+
+def _peaks(prob: torch.Tensor, k: int, radius: int) -> torch.Tensor:
+    """(B,1,H,W) -> (B,k,2) long x, y of the top-k NMS maxima (no gradient),
+    at least radius + 1 pixels from the border."""
+    prob = prob.detach()
+    pooled = F.max_pool2d(prob, 2 * radius + 1, stride=1, padding=radius)
+    peaks = (prob == pooled).float() * prob
+    margin = radius + 1
+    peaks[..., :margin, :] = 0
+    peaks[..., -margin:, :] = 0
+    peaks[..., :, :margin] = 0
+    peaks[..., :, -margin:] = 0
+    width = prob.shape[-1]
+    top = peaks.flatten(1).topk(min(k, peaks[0].numel()), dim=1).indices
+    return torch.stack([top % width, top // width], -1)
+
+
+def peak_reprojection(logits_a, logits_b, h_ab, mask_a, mask_b, k: int = 256,
+                      radius: int = 2, temperature: float = 0.1, max_error: float = 4.0):
+    """Mean distance (pixels) between a refined peak carried into the other
+    view and the refined position found there; both directions."""
+    prob_a, prob_b = torch.sigmoid(logits_a), torch.sigmoid(logits_b)
+    height, width = prob_a.shape[-2:]
+    errors = []
+    for prob_src, prob_dst, h, m_src, m_dst in ((prob_a, prob_b, h_ab, mask_a, mask_b),
+                                                (prob_b, prob_a, torch.linalg.inv(h_ab), mask_b, mask_a)):
+        centres = _peaks(prob_src, k, radius)
+        refined = _soft_argmax_at(prob_src, centres, radius, temperature)
+        carried = warp_points(refined, h)
+        anchor = carried.detach().round().long()
+        inside = ((anchor[..., 0] > radius) & (anchor[..., 0] < width - radius - 1)
+                  & (anchor[..., 1] > radius) & (anchor[..., 1] < height - radius - 1))
+        valid = inside & point_is_valid(centres.float(), m_src) & point_is_valid(carried.detach(), m_dst)
+        anchor[..., 0] = anchor[..., 0].clamp(0, width - 1)
+        anchor[..., 1] = anchor[..., 1].clamp(0, height - 1)
+        found = _soft_argmax_at(prob_dst, anchor, radius, temperature)
+        error = (carried - found).norm(dim=-1).clamp(max=max_error)
+        errors.append(error[valid])
+    error = torch.cat(errors)
+    return error.mean() if error.numel() else logits_a.sum() * 0.0

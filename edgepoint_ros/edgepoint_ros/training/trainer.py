@@ -48,6 +48,8 @@ class TrainConfig:
     w_desc_distill: float = 1.0
     w_det_distill: float = 1.0
     w_repeatability: float = 1.0
+    w_peak_reprojection: float = 0.0  # sub-pixel localisation of the student's own peaks
+    peak_keypoints: int = 256          # peaks per view for that loss
     checkpoint_every: int = 100
     validate_every: int = 500
     validation_pairs: int = 32
@@ -178,10 +180,14 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
     log_path = run_dir / "log.csv"
     _drop_log_rows_after(log_path, start)
     columns = ["step", "loss", "contrastive", "match_acc", "desc_distill", "det_distill",
-               "repeatability", "lr", "sec_per_step", "val_ha3", "val_mma3", "val_keypoints"]
+               "repeatability", "lr", "sec_per_step", "val_ha3", "val_mma3", "val_keypoints",
+               "peak_reprojection"]
     new_log = not log_path.exists()
+    if not new_log:             # a log begun before a column existed keeps its columns
+        with open(log_path, newline="") as f:
+            columns = next(csv.reader(f), columns)
     log_file = open(log_path, "a", newline="")
-    writer = csv.DictWriter(log_file, fieldnames=columns)
+    writer = csv.DictWriter(log_file, fieldnames=columns, extrasaction="ignore")
     if new_log:
         writer.writeheader()
 
@@ -230,8 +236,12 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         terms["contrastive"], match_acc = losses.descriptor_contrastive(
             desc_a, desc_b, points, h_ab, mask_a, mask_b, (size, size))
         terms["repeatability"] = losses.repeatability(logits_a, logits_b, h_ab, mask_a, mask_b)
+        if cfg.w_peak_reprojection > 0:
+            terms["peak_reprojection"] = losses.peak_reprojection(
+                logits_a, logits_b, h_ab, mask_a, mask_b, k=cfg.peak_keypoints)
         weights = {"contrastive": cfg.w_contrastive, "desc_distill": cfg.w_desc_distill,
-                   "det_distill": cfg.w_det_distill, "repeatability": cfg.w_repeatability}
+                   "det_distill": cfg.w_det_distill, "repeatability": cfg.w_repeatability,
+                   "peak_reprojection": cfg.w_peak_reprojection}
         loss = sum(weights[k] * v for k, v in terms.items())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
