@@ -19,8 +19,9 @@ Student outputs: score logits at full resolution, raw descriptors at H/8.
   by the run-time soft-argmax (detection.py: window 2r+1, temperature 0.1 on
   probabilities), warped into the other view, where the soft-argmax of the
   window around the warped point must land on it (distance in pixels, both
-  directions; ALIKE's reprojection loss). Trains sub-pixel localisation, which
-  the L1 repeatability of whole maps barely constrains.
+  directions; ALIKE's reprojection loss), plus how spread the peak's window
+  is (ALIKE's dispersity loss, which keeps peaks sharp). Trains sub-pixel
+  localisation, which the L1 repeatability of whole maps barely constrains.
 """
 from __future__ import annotations
 
@@ -143,7 +144,9 @@ def _soft_argmax_at(prob: torch.Tensor, centres: torch.Tensor, radius: int,
                     temperature: float) -> torch.Tensor:
     """(B,1,H,W) probabilities, (B,N,2) integer pixel centres (long) ->
     (B,N,2) soft-argmax positions in the (2r+1)^2 windows around them, as
-    detection.soft_argmax_offsets computes them at run time (differentiable)."""
+    detection.soft_argmax_offsets computes them at run time (differentiable),
+    and (B,N) dispersions: the softmax-weighted mean distance (pixels) of the
+    window's pixels from that position (small when the peak is sharp)."""
     padded = F.pad(prob[:, 0], (radius, radius, radius, radius))        # (B, H+2r, W+2r)
     width = padded.shape[-1]
     offsets = torch.arange(-radius, radius + 1, device=prob.device)
@@ -154,7 +157,9 @@ def _soft_argmax_at(prob: torch.Tensor, centres: torch.Tensor, radius: int,
     dx, dy = dx.to(prob.dtype), dy.to(prob.dtype)
     weights = torch.softmax(window / temperature, dim=-1)
     offset = torch.stack([weights @ dx.reshape(-1), weights @ dy.reshape(-1)], -1)
-    return centres.to(prob.dtype) + offset
+    spread = torch.stack([dx.reshape(-1), dy.reshape(-1)], -1)         # (size^2, 2)
+    dispersion = (weights * (spread[None, None] - offset[..., None, :]).norm(dim=-1)).sum(-1)
+    return centres.to(prob.dtype) + offset, dispersion
 
 
 def _peaks(prob: torch.Tensor, k: int, radius: int) -> torch.Tensor:
@@ -176,14 +181,17 @@ def _peaks(prob: torch.Tensor, k: int, radius: int) -> torch.Tensor:
 def peak_reprojection(logits_a, logits_b, h_ab, mask_a, mask_b, k: int = 256,
                       radius: int = 2, temperature: float = 0.1, max_error: float = 4.0):
     """Mean distance (pixels) between a refined peak carried into the other
-    view and the refined position found there; both directions."""
+    view and the refined position found there, plus the peak's dispersion
+    (ALIKE's dispersity peak loss); both directions. Without the dispersion
+    the cheapest answer is a flat map: a soft-argmax over a flat window sits
+    at the pixel centre, off by only the rounding of the carried point."""
     prob_a, prob_b = torch.sigmoid(logits_a), torch.sigmoid(logits_b)
     height, width = prob_a.shape[-2:]
     errors = []
     for prob_src, prob_dst, h, m_src, m_dst in ((prob_a, prob_b, h_ab, mask_a, mask_b),
                                                 (prob_b, prob_a, torch.linalg.inv(h_ab), mask_b, mask_a)):
         centres = _peaks(prob_src, k, radius)
-        refined = _soft_argmax_at(prob_src, centres, radius, temperature)
+        refined, dispersion = _soft_argmax_at(prob_src, centres, radius, temperature)
         carried = warp_points(refined, h)
         anchor = carried.detach().round().long()
         inside = ((anchor[..., 0] > radius) & (anchor[..., 0] < width - radius - 1)
@@ -191,8 +199,8 @@ def peak_reprojection(logits_a, logits_b, h_ab, mask_a, mask_b, k: int = 256,
         valid = inside & point_is_valid(centres.float(), m_src) & point_is_valid(carried.detach(), m_dst)
         anchor[..., 0] = anchor[..., 0].clamp(0, width - 1)
         anchor[..., 1] = anchor[..., 1].clamp(0, height - 1)
-        found = _soft_argmax_at(prob_dst, anchor, radius, temperature)
+        found, _ = _soft_argmax_at(prob_dst, anchor, radius, temperature)
         error = (carried - found).norm(dim=-1).clamp(max=max_error)
-        errors.append(error[valid])
+        errors.append((error + dispersion)[valid])
     error = torch.cat(errors)
     return error.mean() if error.numel() else logits_a.sum() * 0.0
