@@ -7,6 +7,7 @@ The real training (hours) never runs here; these use a few opencv-doc photos
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import cv2
@@ -108,6 +109,30 @@ def test_a_stopped_and_resumed_run_is_the_uninterrupted_run(tmp_path):
     assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
     assert rows_a[1]["val_ha3"] != ""  # validation ran at step 2
     assert all(float(r["peak_reprojection"]) > 0 for r in rows_a)
+
+
+def test_a_run_records_its_pictures_and_resumes_only_on_the_same_ones(tmp_path):
+    import json
+    run = tmp_path / "run"
+    train(run, _tiny(tmp_path, 1), progress=False)
+    data = json.loads((run / "data.json").read_text())
+    assert len(data["training_pictures"]) > 10 and data["held_out_pictures"]
+    assert not set(data["training_pictures"]) & set(data["held_out_pictures"])
+    # as if the run had begun without the first picture and with one now gone
+    first = data["training_pictures"][0]
+    data["training_pictures"] = data["training_pictures"][1:] + ["/elsewhere/gone.jpg"]
+    (run / "data.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=re.escape(
+            f"training pictures changed since the run began (1 added, e.g. ['{first}']; "
+            "1 gone, e.g. ['/elsewhere/gone.jpg'])")):
+        train(run, _tiny(tmp_path, 2), progress=False)
+
+
+def test_the_data_script_installs_the_recorded_packages():
+    from edgepoint_ros.training.data import TRAINING_PACKAGES
+    script = (Path(__file__).parents[2] / "scripts" / "get_training_data.sh").read_text()
+    listed = script.split("pkgs=(", 1)[1].split(")", 1)[0].split()
+    assert sorted(listed) == sorted(TRAINING_PACKAGES)
 
 
 def test_a_run_refuses_another_seed_in_the_same_directory(tmp_path):

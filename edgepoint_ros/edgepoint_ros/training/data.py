@@ -24,6 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+TRAINING_PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "ukui-wallpapers",
+                     "gnome-backgrounds", "lomiri-wallpapers", "lomiri-wallpapers-16.04",
+                     "lomiri-wallpapers-20.04", "opencv-doc")   # = scripts/get_training_data.sh
 IMAGE_ROOTS = (
     "/usr/share/backgrounds",
     "/usr/share/wallpapers",

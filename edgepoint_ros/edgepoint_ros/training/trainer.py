@@ -127,6 +127,24 @@ def _drop_log_rows_after(log_path: Path, step: int) -> None:
             csv.writer(f).writerows(rows[:1] + kept)
 
 
+def _record_data(path: Path, train_paths: list[Path], holdout: list[Path]) -> None:
+    """The pictures a run trains on and holds out, written when it begins; a
+    resumed run must find the same ones (else it is not the run it continues)."""
+    data = {"training_pictures": [str(p) for p in train_paths],
+            "held_out_pictures": [str(p) for p in holdout]}
+    if path.exists():
+        saved = json.loads(path.read_text())
+        for key, now in data.items():
+            added, gone = set(now) - set(saved[key]), set(saved[key]) - set(now)
+            if added or gone:
+                raise ValueError(
+                    f"{path.parent}: its {key.replace('_', ' ')} changed since the run began "
+                    f"({len(added)} added, e.g. {sorted(added)[:2]}; {len(gone)} gone, e.g. "
+                    f"{sorted(gone)[:2]}); restore them or use a new --run-dir")
+        return
+    path.write_text(json.dumps(data, indent=1))
+
+
 def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
           stop_at: int | None = None) -> Path:
     """Train (or resume) the run in `run_dir` to cfg.steps; with `stop_at`,
@@ -148,6 +166,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
 
     paths = find_training_images(cfg.image_roots or IMAGE_ROOTS)
     train_paths, holdout = split_holdout(paths, cfg.held_out)
+    _record_data(run_dir / "data.json", train_paths, holdout)
     bank = load_image_bank(train_paths)
     val_bank = load_image_bank(holdout)
     val_pairs = [make_pair(val_bank, np.random.default_rng([cfg.seed, 10**9, i]),
