@@ -62,10 +62,15 @@ def point_is_valid(points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return inside & (mask[batch, yc, xc] > 0)
 
 
+def local_maxima(score_map: torch.Tensor, radius: int) -> torch.Tensor:
+    """(B,1,H,W) -> bool: pixels equal to the maximum of their (2r+1)^2 window
+    (the max-pool NMS of detection.py)."""
+    return score_map == F.max_pool2d(score_map, 2 * radius + 1, stride=1, padding=radius)
+
+
 def teacher_keypoints(score_map: torch.Tensor, k: int, radius: int = 2) -> torch.Tensor:
     """(B,1,H,W) -> (B,1,H,W) {0,1}: the top-k NMS peaks of a score map."""
-    pooled = F.max_pool2d(score_map, 2 * radius + 1, stride=1, padding=radius)
-    peaks = (score_map == pooled) & (score_map > 1e-4)
+    peaks = local_maxima(score_map, radius) & (score_map > 1e-4)
     flat = (score_map * peaks).flatten(1)
     k = min(k, flat.shape[1])
     top = flat.topk(k, dim=1)
@@ -166,8 +171,7 @@ def _peaks(prob: torch.Tensor, k: int, radius: int) -> torch.Tensor:
     """(B,1,H,W) -> (B,k,2) long x, y of the top-k NMS maxima (no gradient),
     at least radius + 1 pixels from the border."""
     prob = prob.detach()
-    pooled = F.max_pool2d(prob, 2 * radius + 1, stride=1, padding=radius)
-    peaks = (prob == pooled).float() * prob
+    peaks = local_maxima(prob, radius).float() * prob
     margin = radius + 1
     peaks[..., :margin, :] = 0
     peaks[..., -margin:, :] = 0
