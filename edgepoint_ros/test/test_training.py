@@ -118,6 +118,12 @@ def test_the_aliked_teacher_trains_the_detector_without_descriptor_distillation(
     rows = _log(tmp_path / "aliked")
     assert len(rows) == 2
     assert all(float(r["det_distill"]) > 0 and r["desc_distill"] == "" for r in rows)
+    # the same first step against the teacher's dense score map instead of its peaks
+    train(tmp_path / "dense", replace(cfg, steps=1, det_target="dense"), progress=False)
+    dense = _log(tmp_path / "dense")[0]
+    assert dense["loss"] != rows[0]["loss"] and dense["contrastive"] == rows[0]["contrastive"]
+    with pytest.raises(ValueError, match="det_target must be 'peaks' or 'dense'"):
+        train(tmp_path / "bad", replace(cfg, det_target="soft"), progress=False)
 
 
 def test_a_run_records_its_pictures_and_resumes_only_on_the_same_ones(tmp_path):

@@ -36,6 +36,9 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     parser.add_argument("--points-per-pair", type=int, default=defaults.points_per_pair,
                         help="points per pair in the contrastive loss (its negatives)")
+    parser.add_argument("--det-target", choices=["peaks", "dense"], default=defaults.det_target,
+                        help="detector distillation target: the teacher's NMS peaks (0/1) or "
+                             "its dense score map (soft targets that keep the peaks' shape)")
     parser.add_argument("--teacher-keypoints", type=int, default=defaults.teacher_keypoints,
                         help="teacher keypoints per image (detector targets)")
     parser.add_argument("--init", default="", metavar="CHECKPOINT",
@@ -98,6 +101,7 @@ def main(argv=None) -> int:
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
                       init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
                       teacher_keypoints=args.teacher_keypoints, fuse_teacher=args.fuse_teacher,
+                      det_target=args.det_target,
                       w_desc_distill=args.w_desc_distill,
                       w_peak_reprojection=args.w_peak_reprojection)
     run_dir = Path(args.run_dir)

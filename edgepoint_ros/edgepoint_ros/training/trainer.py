@@ -42,6 +42,8 @@ class TrainConfig:
     image_roots: tuple = ()           # folders of training photos; () = data.IMAGE_ROOTS
     fuse_teacher: bool = False         # detector targets from both views' teacher scores
     teacher: str = "xfeat"            # xfeat | aliked | aliked+xfeat | none (teacher.py)
+    det_target: str = "peaks"          # peaks: the teacher's NMS peaks as 0/1 targets;
+                                       # dense: its score map itself (keeps peak shape)
     points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
     teacher_keypoints: int = 384
     w_contrastive: float = 1.0
@@ -189,6 +191,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         from ..models.edgepoint_net import load_weights
         net.load_state_dict(load_weights(cfg.init_from).state_dict())
         print(f"starting from the weights of {cfg.init_from}", flush=True)
+    if cfg.det_target not in ("peaks", "dense"):
+        raise ValueError(f"det_target must be 'peaks' or 'dense', got {cfg.det_target!r}")
     from .teacher import make_teacher
     teacher = make_teacher(cfg.teacher)
 
@@ -234,7 +238,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
                 t_scores = torch.cat(losses.fuse_teacher_scores(
                     *t_scores.chunk(2), h_ab, mask_a, mask_b))
             targets = losses.teacher_keypoints(t_scores, cfg.teacher_keypoints)
-            terms["det_distill"] = losses.detector_distill(logits, targets)
+            terms["det_distill"] = losses.detector_distill(
+                logits, targets if cfg.det_target == "peaks" else t_scores)
             if t_desc is not None:
                 terms["desc_distill"] = losses.descriptor_distill(desc, t_desc)
             # contrastive points: up to half of them teacher keypoints of A (a random
