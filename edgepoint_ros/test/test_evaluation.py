@@ -177,7 +177,7 @@ def test_one_real_oxford_pair():
 def test_edgepoint_protocol_and_authors_settings():
     configs = evaluate_cli.method_configs({"ours": "edgepoint", "released": "edgepoint"}, [],
                                           ["ours.max_keypoints=100"], None, None, ["released"])
-    assert configs["ours"].pyramid_levels == 3 and configs["ours"].score_threshold == 0.1
+    assert configs["ours"].pyramid_levels == 4 and configs["ours"].score_threshold == 0.1
     assert configs["ours"].max_keypoints == 100
     assert configs["released"].pyramid_levels == 1 and configs["released"].score_threshold == 0.5
     assert configs["released"].max_keypoints == 5000
