@@ -124,6 +124,7 @@ def test_the_aliked_teacher_trains_the_detector_without_descriptor_distillation(
     assert dense["loss"] != rows[0]["loss"] and dense["contrastive"] == rows[0]["contrastive"]
     with pytest.raises(ValueError, match="det_target must be 'peaks' or 'dense'"):
         train(tmp_path / "bad", replace(cfg, det_target="soft"), progress=False)
+    assert not (tmp_path / "bad").exists()    # refused before the run directory is made
 
 
 def test_a_run_records_its_pictures_and_resumes_only_on_the_same_ones(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 def main(argv=None) -> int:
     from ..training.teacher import TEACHERS
-    from ..training.trainer import TrainConfig
+    from ..training.trainer import DET_TARGETS, TrainConfig
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     parser.add_argument("--points-per-pair", type=int, default=defaults.points_per_pair,
                         help="points per pair in the contrastive loss (its negatives)")
-    parser.add_argument("--det-target", choices=["peaks", "dense"], default=defaults.det_target,
+    parser.add_argument("--det-target", choices=DET_TARGETS, default=defaults.det_target,
                         help="detector distillation target: the teacher's NMS peaks (0/1) or "
                              "its dense score map (soft targets that keep the peaks' shape)")
     parser.add_argument("--teacher-keypoints", type=int, default=defaults.teacher_keypoints,

@@ -34,9 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-VARIANTS = ("aliked-n16", "aliked-n16rot", "aliked-t16", "aliked-n32")
+# c1..c4 per variant; the aggregated feature has c4 channels (32 per level for N16)
 CHANNELS = {"aliked-t16": (8, 16, 32, 64), "aliked-n16": (16, 32, 64, 128),
             "aliked-n16rot": (16, 32, 64, 128), "aliked-n32": (16, 32, 64, 128)}
+VARIANTS = tuple(CHANNELS)
 
 
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
@@ -139,7 +140,7 @@ class AlikedScoreNet(nn.Module):
         if variant not in VARIANTS:
             raise ValueError(f"ALIKED variant must be one of {VARIANTS}, got {variant!r}")
         c1, c2, c3, c4 = CHANNELS[variant]
-        dim = 128 if c4 == 128 else 64
+        dim = c4
         self.block1 = ConvBlock(3, c1)
         self.block2 = ResBlock(c1, c2, deformable=False)
         self.block3 = ResBlock(c2, c3, deformable=True)

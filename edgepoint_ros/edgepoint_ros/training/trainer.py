@@ -30,6 +30,11 @@ from .data import (HELD_OUT, IMAGE_ROOTS, PairConfig, find_training_images,
                    load_image_bank, make_pair, split_holdout)
 
 
+# detector distillation targets: the teacher's top NMS peaks as 0/1 ("peaks"),
+# or its score map itself as soft targets that keep the peaks' shape ("dense")
+DET_TARGETS = ("peaks", "dense")
+
+
 @dataclass
 class TrainConfig:
     steps: int = 6000
@@ -42,8 +47,7 @@ class TrainConfig:
     image_roots: tuple = ()           # folders of training photos; () = data.IMAGE_ROOTS
     fuse_teacher: bool = False         # detector targets from both views' teacher scores
     teacher: str = "xfeat"            # xfeat | aliked | aliked+xfeat | none (teacher.py)
-    det_target: str = "peaks"          # peaks: the teacher's NMS peaks as 0/1 targets;
-                                       # dense: its score map itself (keeps peak shape)
+    det_target: str = "peaks"          # one of DET_TARGETS
     points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
     teacher_keypoints: int = 384
     w_contrastive: float = 1.0
@@ -154,6 +158,11 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
     sessions). Returns the best checkpoint (last.pt when stopped early)."""
     from tqdm import tqdm
 
+    from .teacher import make_teacher
+    # a wrong teacher or target is named before the run directory is touched
+    if cfg.det_target not in DET_TARGETS:
+        raise ValueError(f"det_target must be 'peaks' or 'dense', got {cfg.det_target!r}")
+    teacher = make_teacher(cfg.teacher)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.num_threads)
@@ -191,11 +200,6 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         from ..models.edgepoint_net import load_weights
         net.load_state_dict(load_weights(cfg.init_from).state_dict())
         print(f"starting from the weights of {cfg.init_from}", flush=True)
-    if cfg.det_target not in ("peaks", "dense"):
-        raise ValueError(f"det_target must be 'peaks' or 'dense', got {cfg.det_target!r}")
-    from .teacher import make_teacher
-    teacher = make_teacher(cfg.teacher)
-
     log_path = run_dir / "log.csv"
     _drop_log_rows_after(log_path, start)
     columns = ["step", "loss", "contrastive", "match_acc", "desc_distill", "det_distill",
