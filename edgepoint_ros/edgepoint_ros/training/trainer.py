@@ -46,12 +46,12 @@ class TrainConfig:
     init_from: str = ""               # weights a new run starts from (fine-tuning); "" = random
     image_roots: tuple = ()           # folders of training photos; () = data.IMAGE_ROOTS
     fuse_teacher: bool = False         # detector targets from both views' teacher scores
-    teacher: str = "xfeat"            # xfeat | aliked | aliked+xfeat | none (teacher.py)
+    teacher: str = "xfeat"            # one of teacher.TEACHERS, or none
     det_target: str = "peaks"          # one of DET_TARGETS
     points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
     teacher_keypoints: int = 384
     w_contrastive: float = 1.0
-    w_desc_distill: float = 1.0
+    w_desc_distill: float = 1.0       # teacher descriptors: map cosine or similarity KL (losses.py)
     w_det_distill: float = 1.0
     w_repeatability: float = 1.0
     w_peak_reprojection: float = 0.0  # sub-pixel localisation of the student's own peaks
@@ -237,15 +237,16 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         n_random = cfg.points_per_pair
         points = torch.rand(cfg.batch_size, n_random, 2, generator=torch.Generator().manual_seed(step)) * (size - 1)
         if teacher is not None:
-            t_scores, t_desc = teacher(images)
+            taught = teacher(images)
+            t_scores = taught.scores
             if cfg.fuse_teacher:
                 t_scores = torch.cat(losses.fuse_teacher_scores(
                     *t_scores.chunk(2), h_ab, mask_a, mask_b))
             targets = losses.teacher_keypoints(t_scores, cfg.teacher_keypoints)
             terms["det_distill"] = losses.detector_distill(
                 logits, targets if cfg.det_target == "peaks" else t_scores)
-            if t_desc is not None:
-                terms["desc_distill"] = losses.descriptor_distill(desc, t_desc)
+            if taught.descriptor_map is not None:
+                terms["desc_distill"] = losses.descriptor_distill(desc, taught.descriptor_map)
             # contrastive points: up to half of them teacher keypoints of A (a random
             # subset: nonzero() lists them in raster order, and its head would be the
             # top of the image), the rest random points
@@ -258,6 +259,11 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
                 kp = torch.stack([xs[order], ys[order]], -1).float()
                 kp_points.append(torch.cat([kp, points[i, : n_random - len(kp)]]))
             points = torch.stack(kp_points)
+            if taught.describe is not None and cfg.w_desc_distill > 0:
+                t_desc_a, t_desc_b = taught.describe(
+                    torch.cat([points, losses.warp_points(points, h_ab)])).chunk(2)
+                terms["desc_distill"] = losses.similarity_distill(
+                    desc_a, desc_b, t_desc_a, t_desc_b, points, h_ab, mask_a, mask_b, (size, size))
         terms["contrastive"], match_acc = losses.descriptor_contrastive(
             desc_a, desc_b, points, h_ab, mask_a, mask_b, (size, size))
         terms["repeatability"] = losses.repeatability(logits_a, logits_b, h_ab, mask_a, mask_b)
