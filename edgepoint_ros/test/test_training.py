@@ -205,6 +205,7 @@ def test_a_run_refuses_another_seed_in_the_same_directory(tmp_path):
     (["--init", "/nonexistent.pt"], "--init: no such checkpoint /nonexistent.pt"),
     (["--perspective", "0.9"], "--perspective must be in [0, 0.5]; got 0.9"),
     (["--grayscale", "-1"], "--grayscale must be in [0, 1.0]; got -1.0"),
+    (["--mild-fraction", "2"], "--mild-fraction must be in [0, 1.0]; got 2.0"),
 ])
 def test_train_cli_names_bad_arguments(argv, problem, capsys):
     with pytest.raises(SystemExit):
@@ -225,6 +226,31 @@ def test_grayscale_pairs_are_grey(bank):
         # grey: only the photometric colour gain (and clipping) separates channels
         assert all(channel_agreement(view) > 0.95 for view in pair(seed, 1.0)[:2])
         assert all(channel_agreement(view) < 0.9 for view in pair(seed, 0.0)[:2])
+
+
+def test_mild_pairs_stay_within_the_mild_ranges(bank, monkeypatch):
+    from edgepoint_ros.training.data import MILD_STRONG, random_homography
+    monkeypatch.setitem(MILD_STRONG, "perspective", 0.0)   # rotation and zoom read exactly
+    cfg = PairConfig(size=64, source_size=80, max_rotation_deg=90.0, scale_range=(0.35, 2.5),
+                     perspective=0.0, mild_fraction=1.0)
+    wide = PairConfig(size=64, source_size=80, max_rotation_deg=90.0, scale_range=(0.35, 2.5),
+                      perspective=0.0)
+
+    def rotation_and_zoom(c, seed):       # of the view -> source map (no perspective here)
+        a = np.linalg.inv(random_homography(np.random.default_rng(seed), c, strong=True))
+        return abs(np.degrees(np.arctan2(a[1, 0], a[0, 0]))), 1.0 / np.sqrt(abs(np.linalg.det(a[:2, :2])))
+
+    mild = [rotation_and_zoom(cfg, seed) for seed in range(40)]
+    full = [rotation_and_zoom(wide, seed) for seed in range(40)]
+    lo, hi = MILD_STRONG["scale_range"]
+    assert all(r <= MILD_STRONG["max_rotation_deg"] + 1e-6 and lo - 1e-6 <= z <= hi + 1e-6
+               for r, z in mild)
+    assert max(r for r, _ in full) > 45 and min(z for _, z in full) < 0.6
+    # no extra draw when the fraction is 0: a run's pairs replay as before
+    assert np.array_equal(
+        make_pair(bank, np.random.default_rng(3), PairConfig(size=64, source_size=80))[2],
+        make_pair(bank, np.random.default_rng(3), PairConfig(size=64, source_size=80,
+                                                             mild_fraction=0.0))[2])
 
 
 def test_fused_teacher_scores_agree_across_views():

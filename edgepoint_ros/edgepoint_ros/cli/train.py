@@ -58,6 +58,10 @@ def main(argv=None) -> int:
                         help="probability that a pair's source is grey (both views; cameras "
                              "and benchmarks are often monochrome); the photometric colour "
                              "shift may still tint a view slightly")
+    parser.add_argument("--mild-fraction", type=float, default=defaults.pair.mild_fraction,
+                        help="probability that a pair's strong view is drawn from mild ranges "
+                             "(rotation 15 degrees, zoom 0.75-1.35, perspective 0.15; "
+                             "training/data.py MILD_STRONG) instead of the full ones")
     parser.add_argument("--w-desc-distill", type=float, default=defaults.w_desc_distill,
                         help="weight of the teacher-descriptor distillation: cosine to "
                              "XFeat's descriptor map, or KL to ALIKED's match similarities "
@@ -82,14 +86,15 @@ def main(argv=None) -> int:
         return ship(Path(args.run_dir), Path(args.checkpoint) if args.checkpoint else None)
     from ..training.data import PairConfig
     from ..training.trainer import train
-    upper_bounds = {"perspective": 0.5, "grayscale": 1.0, "heavy_blur": 1.0,
+    upper_bounds = {"perspective": 0.5, "grayscale": 1.0, "heavy_blur": 1.0, "mild_fraction": 1.0,
                     "w_desc_distill": 100.0, "w_peak_reprojection": 100.0}
     for name, upper in upper_bounds.items():
         value = getattr(args, name)
         if not 0.0 <= value <= upper:
             parser.error(f"--{name.replace('_', '-')} must be in [0, {upper}]; got {value}")
     pair = PairConfig(max_rotation_deg=args.max_rotation, heavy_blur=args.heavy_blur,
-                      perspective=args.perspective, grayscale=args.grayscale)
+                      perspective=args.perspective, grayscale=args.grayscale,
+                      mild_fraction=args.mild_fraction)
     if args.scale_range:
         try:
             lo, hi = (float(v) for v in args.scale_range.split(","))

@@ -140,6 +140,13 @@ class PairConfig:
     mild_perspective: float = 0.05
     heavy_blur: float = 0.0         # probability of a strong defocus (Gaussian sigma 1.5-4 px)
     grayscale: float = 0.0          # probability that both views of a pair are grey
+    mild_fraction: float = 0.0      # probability that the strong view is drawn from MILD_STRONG
+
+
+# The strong view's ranges for a "mild" pair (PairConfig.mild_fraction): most
+# pairs a camera or a benchmark gives (Oxford's bikes, leuven, graf 1-2, boat
+# 1-2) differ little in geometry, and there precision decides, not invariance.
+MILD_STRONG = {"max_rotation_deg": 15.0, "scale_range": (0.75, 1.35), "perspective": 0.15}
 
 
 def _corners(side: float) -> np.ndarray:
@@ -151,10 +158,13 @@ def random_homography(rng: np.random.Generator, cfg: PairConfig, strong: bool) -
     s, out = cfg.source_size, cfg.size
     centre = np.array([s / 2, s / 2], np.float32)
     if strong:
-        angle = math.radians(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
-        lo, hi = cfg.scale_range
+        # no draw at mild_fraction 0: older runs replay their pairs
+        mild = cfg.mild_fraction > 0 and rng.random() < cfg.mild_fraction
+        max_rotation = MILD_STRONG["max_rotation_deg"] if mild else cfg.max_rotation_deg
+        lo, hi = MILD_STRONG["scale_range"] if mild else cfg.scale_range
+        persp = MILD_STRONG["perspective"] if mild else cfg.perspective
+        angle = math.radians(rng.uniform(-max_rotation, max_rotation))
         scale = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        persp = cfg.perspective
     else:
         angle = math.radians(rng.uniform(-5, 5))
         scale = math.exp(rng.uniform(math.log(0.9), math.log(1.1)))
