@@ -36,6 +36,27 @@ def detect_keypoints(scores: np.ndarray, *, nms_radius: int = 2, score_threshold
                      subpixel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints from an HxW score map. Returns (keypoints (N,2) float32 x, y;
     scores (N,) float32), sorted by decreasing score."""
+    xs, ys, values = find_peaks(scores, nms_radius=nms_radius, score_threshold=score_threshold,
+                                max_keypoints=max_keypoints, border=border)
+    return refine_peaks(scores, xs, ys, nms_radius if subpixel else 0), values
+
+
+def refine_peaks(scores: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                 nms_radius: int) -> np.ndarray:
+    """Peak pixels -> (N,2) float32 keypoints, sub-pixel refined (step 4) when
+    nms_radius > 0."""
+    keypoints = np.stack([xs, ys], axis=1).astype(np.float32)
+    if nms_radius > 0 and len(keypoints):
+        keypoints += soft_argmax_offsets(np.asarray(scores, np.float32), xs, ys, nms_radius)
+    return keypoints
+
+
+def find_peaks(scores: np.ndarray, *, nms_radius: int = 2, score_threshold: float = 0.0,
+               max_keypoints: int = 0, border: int = 4
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-3: integer peak pixels (xs, ys) and their scores, sorted by
+    decreasing score (an image pyramid ranks all levels' peaks before it
+    refines and describes the ones it keeps)."""
     if scores.ndim != 2:
         raise ValueError(f"score map must be 2-D (H, W), got shape {scores.shape}")
     scores = np.ascontiguousarray(scores, dtype=np.float32)
@@ -60,11 +81,7 @@ def detect_keypoints(scores: np.ndarray, *, nms_radius: int = 2, score_threshold
         keep = np.argpartition(-values, max_keypoints - 1)[:max_keypoints]
         ys, xs, values = ys[keep], xs[keep], values[keep]
     order = np.argsort(-values, kind="stable")
-    ys, xs, values = ys[order], xs[order], values[order]
-    keypoints = np.stack([xs, ys], axis=1).astype(np.float32)
-    if subpixel and nms_radius > 0 and len(keypoints):
-        keypoints += soft_argmax_offsets(scores, xs, ys, nms_radius)
-    return keypoints, values.astype(np.float32)
+    return xs[order], ys[order], values[order].astype(np.float32)
 
 
 def soft_argmax_offsets(scores: np.ndarray, xs: np.ndarray, ys: np.ndarray,

@@ -159,6 +159,9 @@ def test_pyramid_adds_the_keypoints_of_each_level_in_original_pixels(tmp_path, m
     best = pyramid.extract(image)
     assert len(best) == 50
     np.testing.assert_allclose(best.scores, np.sort(both.scores)[::-1][:50], atol=1e-6)
+    # the kept keypoints are refined and described exactly as without the limit
+    np.testing.assert_allclose(best.keypoints, both.keypoints[:50], atol=1e-6)
+    np.testing.assert_allclose(best.descriptors, both.descriptors[:50], atol=1e-6)
     # with a resize the levels start at the resize size and map back per axis
     resized = create_model(ExtractorConfig(**base, resize_width=160, resize_height=160,
                                            pyramid_levels=2, pyramid_scale=0.5))

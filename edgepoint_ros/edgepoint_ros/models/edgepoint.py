@@ -37,7 +37,7 @@ import numpy as np
 
 from ..config import ExtractorConfig
 from ..descriptors import apply_descriptor_setting
-from ..detection import detect_keypoints, sample_descriptors
+from ..detection import find_peaks, refine_peaks, sample_descriptors
 from ..features import Features
 from ..paths import cache_dir, shipped_weights
 from .base import FeatureModel, as_bgr8
@@ -154,12 +154,13 @@ class EdgePointModel(FeatureModel):
     def extract(self, image: np.ndarray) -> Features:
         """Keypoints of every pyramid level (one level unless pyramid_levels > 1),
         mapped to original-image pixels, merged and cut to the max_keypoints
-        highest scores."""
+        highest scores. The peaks of all levels are ranked first; only the
+        ones kept are refined and described."""
         c = self.config
         timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         bgr = as_bgr8(image)
         height, width = bgr.shape[:2]
-        all_keypoints, all_scores, all_descriptors = [], [], []
+        levels = []           # (score map, descriptor map, level size, peaks xs, ys, scores)
         for lw, lh in self.level_sizes(width, height):
             t0 = time.perf_counter()
             level = bgr if (lw, lh) == (width, height) else cv2.resize(
@@ -173,33 +174,36 @@ class EdgePointModel(FeatureModel):
                 raise ValueError(f"{self.onnx_path} is not an EdgePoint model: its descriptors "
                                  f"have {channels} channels, EdgePoint's have "
                                  f"{self.descriptor_dim}")
-            keypoints, scores = detect_keypoints(
-                outputs["scores"][0, 0, :lh, :lw], nms_radius=c.nms_radius,
-                score_threshold=c.score_threshold, max_keypoints=c.max_keypoints,
-                border=c.border, subpixel=c.subpixel)
-            descriptors = sample_descriptors(outputs["descriptors"][0], keypoints,
-                                             DESCRIPTOR_STRIDE)
-            if (lw, lh) != (width, height):   # level pixels -> original pixels (centres)
-                keypoints = ((keypoints + 0.5) * np.array([width / lw, height / lh], np.float32)
-                             - 0.5)
-            all_keypoints.append(keypoints)
-            all_scores.append(scores)
-            all_descriptors.append(descriptors)
-            t3 = time.perf_counter()
+            score_map = outputs["scores"][0, 0, :lh, :lw]
+            peaks = find_peaks(score_map, nms_radius=c.nms_radius,
+                               score_threshold=c.score_threshold,
+                               max_keypoints=c.max_keypoints, border=c.border)
+            levels.append((score_map, outputs["descriptors"][0], (lw, lh), *peaks))
             timings["preprocess"] += (t1 - t0) * 1e3
             timings["inference"] += (t2 - t1) * 1e3
-            timings["postprocess"] += (t3 - t2) * 1e3
-        keypoints, scores, descriptors = (all_keypoints[0], all_scores[0], all_descriptors[0])
-        if len(all_keypoints) > 1:
-            t0 = time.perf_counter()
-            keypoints = np.concatenate(all_keypoints)
-            scores = np.concatenate(all_scores)
-            descriptors = np.concatenate(all_descriptors)
-            order = np.argsort(-scores, kind="stable")
-            if c.max_keypoints:
-                order = order[:c.max_keypoints]
-            keypoints, scores, descriptors = keypoints[order], scores[order], descriptors[order]
-            timings["postprocess"] += (time.perf_counter() - t0) * 1e3
+            timings["postprocess"] += (time.perf_counter() - t2) * 1e3
+        t0 = time.perf_counter()
+        # rank all levels' peaks (levels in order, each sorted: ties keep that order)
+        level_of = np.concatenate([np.full(len(lv[5]), i) for i, lv in enumerate(levels)])
+        index_in_level = np.concatenate([np.arange(len(lv[5])) for lv in levels])
+        order = np.argsort(-np.concatenate([lv[5] for lv in levels]), kind="stable")
+        if c.max_keypoints:
+            order = order[:c.max_keypoints]
+        keypoints = np.zeros((len(order), 2), np.float32)
+        scores = np.zeros(len(order), np.float32)
+        descriptors = np.zeros((len(order), self.descriptor_dim), np.float32)
+        for i, (score_map, descriptor_map, (lw, lh), xs, ys, values) in enumerate(levels):
+            rows = np.flatnonzero(level_of[order] == i)      # output rows from this level
+            kept = index_in_level[order[rows]]
+            points = refine_peaks(score_map, xs[kept], ys[kept],
+                                  c.nms_radius if c.subpixel else 0)
+            descriptors[rows] = sample_descriptors(descriptor_map, points, DESCRIPTOR_STRIDE)
+            if (lw, lh) != (width, height):   # level pixels -> original pixels (centres)
+                points = ((points + 0.5) * np.array([width / lw, height / lh], np.float32)
+                          - 0.5)
+            keypoints[rows] = points
+            scores[rows] = values[kept]
+        timings["postprocess"] += (time.perf_counter() - t0) * 1e3
         features = Features(keypoints, scores, descriptors, (width, height), "float32",
                             self.descriptor_dim, timings)
         return apply_descriptor_setting(features, c.binary_descriptors)
