@@ -64,7 +64,9 @@ CURVE_THRESHOLDS = tuple(range(1, 11))
 # at 0.05 / 0.1 / 0.15 / 0.2: 69.5 / 69.5 / 66.8 / 64.6, the 5000 cap binding
 # below 0.1; edgepoint-v13 at 0.2: 59.5), NMS radius 2, sub-pixel refinement,
 # and a 4-level image pyramid (scale 0.7) for zoom (edgepoint-v13 over 30
-# orders: 4 levels 69.9, 3 levels 68.4; v7 preferred 3 levels, 69.5 to 66.0). The
+# orders: 4 levels 69.9, 3 levels 68.4; v7 preferred 3 levels, 69.5 to 66.0;
+# edgepoint-v21 over 10 orders: 4 levels 67.4, 3 levels 64.4, threshold 0.2
+# 61.5, 0.05 the same as 0.1). The
 # authors evaluate their released weights at threshold 0.5 on one level:
 # AUTHORS_EDGEPOINT_SETTINGS.
 PROTOCOL_SETTINGS: dict[str, dict] = {
