@@ -200,12 +200,13 @@ class EdgePointModel(FeatureModel):
         order = np.argsort(-np.concatenate([lv.scores for lv in levels]), kind="stable")
         if c.max_keypoints:
             order = order[:c.max_keypoints]
+        order_level, order_index = level_of[order], index_in_level[order]
         keypoints = np.zeros((len(order), 2), np.float32)
         scores = np.zeros(len(order), np.float32)
         descriptors = np.zeros((len(order), self.descriptor_dim), np.float32)
         for i, lv in enumerate(levels):
-            rows = np.flatnonzero(level_of[order] == i)      # output rows from this level
-            kept = index_in_level[order[rows]]
+            rows = np.flatnonzero(order_level == i)      # output rows from this level
+            kept = order_index[rows]
             points = refine_peaks(lv.score_map, lv.xs[kept], lv.ys[kept],
                                   c.nms_radius if c.subpixel else 0)
             descriptors[rows] = sample_descriptors(lv.descriptor_map, points, DESCRIPTOR_STRIDE)
