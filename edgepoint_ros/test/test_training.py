@@ -206,6 +206,7 @@ def test_a_run_refuses_another_seed_in_the_same_directory(tmp_path):
     (["--perspective", "0.9"], "--perspective must be in [0, 0.5]; got 0.9"),
     (["--grayscale", "-1"], "--grayscale must be in [0, 1.0]; got -1.0"),
     (["--mild-fraction", "2"], "--mild-fraction must be in [0, 1.0]; got 2.0"),
+    (["--max-tilt", "85"], "--max-tilt must be in [0, 80.0]; got 85.0"),
 ])
 def test_train_cli_names_bad_arguments(argv, problem, capsys):
     with pytest.raises(SystemExit):
@@ -251,6 +252,37 @@ def test_mild_pairs_stay_within_the_mild_ranges(bank, monkeypatch):
         make_pair(bank, np.random.default_rng(3), PairConfig(size=64, source_size=80))[2],
         make_pair(bank, np.random.default_rng(3), PairConfig(size=64, source_size=80,
                                                              mild_fraction=0.0))[2])
+
+
+def _local_affine(h, x, y):
+    """Jacobian of the homography h at (x, y)."""
+    d = h[2] @ [x, y, 1.0]
+    return (h[:2, :2] * d - np.outer(h[:2] @ [x, y, 1.0], h[2, :2])) / d ** 2
+
+
+def test_tilted_views_squeeze_one_direction_with_a_bounded_scale_gradient(bank):
+    from edgepoint_ros.training.data import random_homography, tilted_square
+    squeezes = []
+    for seed in range(60):
+        quad = tilted_square(np.random.default_rng(seed), 70.0)
+        h = cv2.getPerspectiveTransform(np.float32([[-1, -1], [1, -1], [1, 1], [-1, 1]]),
+                                        quad).astype(np.float64)
+        singular = np.linalg.svd(_local_affine(h, 0, 0), compute_uv=False)
+        areas = [abs(np.linalg.det(_local_affine(h, x, y))) for x in (-1, 1) for y in (-1, 1)]
+        assert singular[1] == pytest.approx(1.0, abs=1e-3)       # across the tilt axis: unchanged
+        assert 1.0 - 1e-3 <= singular[0] <= 1 / np.cos(np.radians(70.0)) + 1e-3
+        assert max(areas) / min(areas) < 3.2
+        squeezes.append(singular[0])
+    assert max(squeezes) > 2.5 and min(squeezes) < 1.2          # graf 1-5's 2.8 is in reach
+    # a tilted strong view differs from the jittered one; no draw at fraction 0
+    base = dict(size=64, source_size=80, max_rotation_deg=90.0, scale_range=(0.35, 2.5))
+    tilted = random_homography(np.random.default_rng(1), PairConfig(**base, tilt_fraction=1.0), True)
+    jitter = random_homography(np.random.default_rng(1), PairConfig(**base), True)
+    assert not np.allclose(tilted, jitter)
+    assert np.array_equal(
+        make_pair(bank, np.random.default_rng(3), PairConfig(size=64, source_size=80))[2],
+        make_pair(bank, np.random.default_rng(3), PairConfig(size=64, source_size=80,
+                                                             tilt_fraction=0.0))[2])
 
 
 def test_fused_teacher_scores_agree_across_views():

@@ -62,6 +62,14 @@ def main(argv=None) -> int:
                         help="probability that a pair's strong view is drawn from mild ranges "
                              "(rotation 15 degrees, zoom 0.75-1.35, perspective 0.15; "
                              "training/data.py MILD_STRONG) instead of the full ones")
+    parser.add_argument("--tilt-fraction", type=float, default=defaults.pair.tilt_fraction,
+                        help="probability that a full-range strong view sees the crop as a plane "
+                             "turned out of the image (a squeeze along one direction, as graf's "
+                             "viewpoint changes; training/data.py tilted_square) instead of "
+                             "random corner jitter")
+    parser.add_argument("--max-tilt", type=float, default=defaults.pair.max_tilt_deg,
+                        help="largest out-of-image turn in degrees (squeeze 1/cos; default "
+                             "%(default)s)")
     parser.add_argument("--w-desc-distill", type=float, default=defaults.w_desc_distill,
                         help="weight of the teacher-descriptor distillation: cosine to "
                              "XFeat's descriptor map, or KL to ALIKED's match similarities "
@@ -87,6 +95,7 @@ def main(argv=None) -> int:
     from ..training.data import PairConfig
     from ..training.trainer import train
     upper_bounds = {"perspective": 0.5, "grayscale": 1.0, "heavy_blur": 1.0, "mild_fraction": 1.0,
+                    "tilt_fraction": 1.0, "max_tilt": 80.0,
                     "w_desc_distill": 100.0, "w_peak_reprojection": 100.0}
     for name, upper in upper_bounds.items():
         value = getattr(args, name)
@@ -94,7 +103,8 @@ def main(argv=None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be in [0, {upper}]; got {value}")
     pair = PairConfig(max_rotation_deg=args.max_rotation, heavy_blur=args.heavy_blur,
                       perspective=args.perspective, grayscale=args.grayscale,
-                      mild_fraction=args.mild_fraction)
+                      mild_fraction=args.mild_fraction, tilt_fraction=args.tilt_fraction,
+                      max_tilt_deg=args.max_tilt)
     if args.scale_range:
         try:
             lo, hi = (float(v) for v in args.scale_range.split(","))

@@ -141,6 +141,8 @@ class PairConfig:
     heavy_blur: float = 0.0         # probability of a strong defocus (Gaussian sigma 1.5-4 px)
     grayscale: float = 0.0          # probability that both views of a pair are grey
     mild_fraction: float = 0.0      # probability that the strong view is drawn from MILD_STRONG
+    tilt_fraction: float = 0.0      # probability that a full-range strong view sees the crop as
+    max_tilt_deg: float = 65.0      # a plane turned out of the image by up to this (graf-like)
 
 
 # The strong view's ranges for a "mild" pair (PairConfig.mild_fraction): most
@@ -153,6 +155,33 @@ def _corners(side: float) -> np.ndarray:
     return np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
 
 
+def tilted_square(rng: np.random.Generator, max_tilt_deg: float) -> np.ndarray:
+    """Where the corners of a view (half-side 1) land on a plane seen at a slant,
+    the way graf's wall is seen from the side: the plane is turned by theta about
+    an in-plane axis of random direction, so the view squeezes it by
+    t = 1/cos(theta) along one direction (t log-uniform in [1, 1/cos(max_tilt)];
+    graf 1-4 has t 2.1, graf 1-5 2.8), seen through a narrow pinhole so that the
+    scale changes across the view by at most about 3x in area (graf 1-5: 2.9).
+    Random corner jitter gives such a squeeze rarely, and with much larger scale
+    gradients. Units: one view unit is one plane unit across the tilt axis at the
+    view centre."""
+    t = math.exp(rng.uniform(0.0, -math.log(math.cos(math.radians(max_tilt_deg)))))
+    theta = math.acos(1.0 / t)
+    phi = rng.uniform(0.0, math.pi)
+    gradient = rng.uniform(0.0, 0.13)          # tan(theta) / focal: (1.18/0.82)^3 = 3 at most
+    focal = max(1.5, math.tan(theta) / gradient) if gradient > 0 else 1e6
+    c, s = math.cos(phi), math.sin(phi)
+    turn = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    tilt = np.array([[1, 0, 0], [0, math.cos(theta), -math.sin(theta)],
+                     [0, math.sin(theta), math.cos(theta)]])
+    rotation = turn @ tilt @ turn.T
+    plane_to_view = np.diag([focal, focal, 1.0]) @ np.column_stack(
+        [rotation[:, 0], rotation[:, 1], [0.0, 0.0, 1.0]])
+    corners = np.array([[-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], np.float64)
+    plane = corners @ np.linalg.inv(plane_to_view).T
+    return (plane[:, :2] / plane[:, 2:] * focal).astype(np.float32)
+
+
 def random_homography(rng: np.random.Generator, cfg: PairConfig, strong: bool) -> np.ndarray:
     """Homography from the source crop (source_size^2) to a view (size^2)."""
     s, out = cfg.source_size, cfg.size
@@ -163,17 +192,23 @@ def random_homography(rng: np.random.Generator, cfg: PairConfig, strong: bool) -
         max_rotation = MILD_STRONG["max_rotation_deg"] if mild else cfg.max_rotation_deg
         lo, hi = MILD_STRONG["scale_range"] if mild else cfg.scale_range
         persp = MILD_STRONG["perspective"] if mild else cfg.perspective
+        # no draw at tilt_fraction 0 either
+        tilted = not mild and cfg.tilt_fraction > 0 and rng.random() < cfg.tilt_fraction
         angle = math.radians(rng.uniform(-max_rotation, max_rotation))
         scale = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     else:
         angle = math.radians(rng.uniform(-5, 5))
         scale = math.exp(rng.uniform(math.log(0.9), math.log(1.1)))
         persp = cfg.mild_perspective
+        tilted = False
     half = out / 2 / scale                              # view covers a source square of side out/scale
-    square = np.array([[-half, -half], [half, -half], [half, half], [-half, half]], np.float32)
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]], np.float32)
-    src = square @ rot.T
-    src += rng.uniform(-persp, persp, size=(4, 2)).astype(np.float32) * (2 * half)
+    if tilted:
+        src = tilted_square(rng, cfg.max_tilt_deg) * half @ rot.T
+    else:
+        square = np.array([[-half, -half], [half, -half], [half, half], [-half, half]], np.float32)
+        src = square @ rot.T
+        src += rng.uniform(-persp, persp, size=(4, 2)).astype(np.float32) * (2 * half)
     shift_room = max(0.0, s / 2 - half * 0.9)
     src += centre + rng.uniform(-shift_room, shift_room, size=2).astype(np.float32) * 0.5
     return cv2.getPerspectiveTransform(src.astype(np.float32), _corners(out))
