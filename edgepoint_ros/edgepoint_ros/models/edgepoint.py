@@ -24,7 +24,11 @@ edgepoint-v5 weights register 33 % of the pairs on one level and 45 % on three.
 As in SIFT's scale space, a corner found on several levels is kept once per
 level (no suppression across levels): each copy carries the descriptor of
 its scale, which is what lets a zoomed view match; with a small
-max_keypoints these copies share the budget.
+max_keypoints these copies share the budget. (Measured: 61-82 % of the
+keypoints of an Oxford image have a copy within 3 px; dropping each peak that
+has a stronger one of another level within 2, 3 or 4 px cut Oxford MMA@3 of
+edgepoint-v21 from 45.4 to 39.0, 37.9 and 36.7, and MHA@3 over 10 RANSAC
+orders from 62.5 to 60.0, 57.5 and 59.0: the copies match each other.)
 """
 from __future__ import annotations
 
