@@ -1,5 +1,5 @@
 """Faults over real DDS: a camera that dies and comes back, an extractor that
-restarts under a running matcher, a 200 Hz burst, QoS mismatches.
+restarts under a running matcher, a 1000 Hz burst, QoS mismatches.
 
 Node processes for the whole module (started in parallel once):
     /faults_input    extractor (ORB: fast and deterministic), reliable input QoS,
@@ -200,8 +200,8 @@ def test_matcher_never_pairs_frames_of_two_extractor_sessions(processes, probe, 
         f"extractor session changed from {old_session} to {new_session}", 5.0)
 
 
-# ---- a 200 Hz burst -----------------------------------------------------------------
-def test_a_200_hz_burst_is_served_newest_first_without_a_queue(processes, probe, diagnostics):
+# ---- a 1000 Hz burst ----------------------------------------------------------------
+def test_a_1000_hz_burst_is_served_newest_first_without_a_queue(processes, probe, diagnostics):
     extractor = processes["input"]
     name = f"{INPUT}/extractor"
     publisher = probe.publisher(Image, f"{INPUT}/image", qos_profile("reliable"))
@@ -211,7 +211,9 @@ def test_a_200_hz_burst_is_served_newest_first_without_a_queue(processes, probe,
     before = counters(diagnostics, name)
     memory_before = extractor.resident_memory_bytes()
 
-    frames, period = 300, 1.0 / 200.0
+    # 1000 Hz: ORB at 300 keypoints extracts a 640x480 frame in about 4.6 ms here
+    # (median of 50), so a 200 Hz burst (5 ms) did not always outrun it
+    frames, period = 300, 1.0 / 1000.0
     stamps = []
     started = time.perf_counter()
     for i in range(frames):
