@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..evaluation.homography import warp_points
+
 TRAINING_PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "ukui-wallpapers",
                      "gnome-backgrounds", "lomiri-wallpapers", "lomiri-wallpapers-16.04",
                      "lomiri-wallpapers-20.04", "opencv-doc")   # = scripts/get_training_data.sh
@@ -177,9 +179,8 @@ def tilted_square(rng: np.random.Generator, max_tilt_deg: float) -> np.ndarray:
     rotation = turn @ tilt @ turn.T
     plane_to_view = np.diag([focal, focal, 1.0]) @ np.column_stack(
         [rotation[:, 0], rotation[:, 1], [0.0, 0.0, 1.0]])
-    corners = np.array([[-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], np.float64)
-    plane = corners @ np.linalg.inv(plane_to_view).T
-    return (plane[:, :2] / plane[:, 2:] * focal).astype(np.float32)
+    plane = warp_points(np.linalg.inv(plane_to_view), [[-1, -1], [1, -1], [1, 1], [-1, 1]])
+    return (plane * focal).astype(np.float32)
 
 
 def random_homography(rng: np.random.Generator, cfg: PairConfig, strong: bool) -> np.ndarray:
