@@ -513,6 +513,18 @@ def test_player_publishes_a_real_video_as_a_camera_and_exits(probe):
             for a, b in zip(images.snapshot(), infos.snapshot())] == [True] * 5
 
 
+def test_a_player_waiting_for_a_subscriber_on_image_only_starts_after_the_settle_time(probe):
+    # A viewer listens on image but not on camera_info: the player must not wait for
+    # a camera_info subscriber forever, only for DISCOVERY_SETTLE_S.
+    images = probe.record(Image, "/viewer_only/image", RELIABLE)
+    player = harness.start_node("player", "/viewer_only", {
+        "max_frames": 3, "rate_hz": 20.0, "qos": "reliable", "wait_for_subscribers": 1})
+    with harness.stopped(player):
+        assert player.wait(30.0) == 0, player.log_tail()
+    assert "finished: published 3 frames" in player.log()
+    assert probe.wait_until(lambda: len(images) == 3, 5.0)
+
+
 @pytest.mark.parametrize("executable, parameters, problem", [
     ("player", {"source": "/nonexistent/video.avi"},
      "player source not found: /nonexistent/video.avi"),

@@ -256,7 +256,8 @@ PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   minimum=1, maximum=100),
     ParameterSpec("wait_for_subscribers", 0,
                   "Hold the first frame until this many subscriptions listen on `image` "
-                  "(0 = start at once, like a camera).", read_only=True, minimum=0),
+                  "(then up to 1 s more until camera_info and image/compressed have as "
+                  "many; 0 = start at once, like a camera).", read_only=True, minimum=0),
     _diagnostics_period(),
 )
 

@@ -17,8 +17,14 @@ walking), textured enough that consecutive frames match well; at the default
 
 With `wait_for_subscribers` = N it holds the first frame until N
 subscriptions listen on `image` (the demo uses it so that no frame is
-published before the extractor is connected). The player stops after
-`max_frames` (0 = never) or at the end of the source when `loop` is false,
+published before the extractor is connected). Discovery matches a subscribing
+node's topics one at a time, so once `image` has N it also waits, for at most
+DISCOVERY_SETTLE_S, until `camera_info` (and `image/compressed` when
+published) have N too: an extractor's camera_info subscription then gets the
+first frame's info as well, and a viewer that listens only on `image` delays
+the start by that second, no more. The player stops after `max_frames`
+(0 = never) or at the end of the source when `loop` is false, waits (at most
+ACK_TIMEOUT_S) until reliable subscribers have acknowledged every message,
 then exits with status 0; a missing or unreadable source stops it at start-up
 with an error naming the path. A subscription whose QoS the image publishers
 cannot serve (a reliable reader of the default best-effort stream) is warned
@@ -43,6 +49,8 @@ from .node_main import run
 from .qos import qos_profile
 
 DEFAULT_VIDEO = "vtest.avi"
+DISCOVERY_SETTLE_S = 1.0  # longest wait for camera_info/compressed after image has its subscribers
+ACK_TIMEOUT_S = 5.0  # longest wait at the end for reliable subscribers to acknowledge
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
 
 
@@ -142,6 +150,7 @@ class PlayerNode(Node):
                                   event_callbacks=self._events("image/compressed"))
             if values["publish_compressed"] else None)
         self._published = 0
+        self._image_ready_since: float | None = None
         self._publish_times: deque = deque()
         self.finished = False
         self._finishing = False
@@ -168,8 +177,7 @@ class PlayerNode(Node):
     def _publish_next(self) -> None:
         if self._finishing:
             return
-        if self._published == 0 and (self._image_publisher.get_subscription_count()
-                                     < self._values["wait_for_subscribers"]):
+        if self._published == 0 and not self._subscribers_ready():
             return
         limit = self._values["max_frames"]
         frame = self._source.next() if not (limit and self._published >= limit) else None
@@ -194,12 +202,42 @@ class PlayerNode(Node):
                                    f"{self._image_publisher.get_subscription_count()} "
                                    f"subscription(s) on image)")
 
+    def _camera_publishers(self) -> dict:
+        publishers = {"image": self._image_publisher, "camera_info": self._info_publisher}
+        if self._compressed_publisher is not None:
+            publishers["image/compressed"] = self._compressed_publisher
+        return publishers
+
+    def _subscribers_ready(self) -> bool:
+        wanted = self._values["wait_for_subscribers"]
+        if self._image_publisher.get_subscription_count() < wanted:
+            self._image_ready_since = None
+            return False
+        if all(publisher.get_subscription_count() >= wanted
+               for publisher in self._camera_publishers().values()):
+            return True
+        now = time.monotonic()
+        if self._image_ready_since is None:
+            self._image_ready_since = now
+        return now - self._image_ready_since >= DISCOVERY_SETTLE_S
+
     def _finish(self) -> None:
+        from rclpy.duration import Duration
+
         self._finishing = True
         self._timer.cancel()
         self._diagnostics.publish()
         self.get_logger().info(f"finished: published {self._published} frames")
-        # Let the last messages leave before the process exits.
+        # Reliable subscribers get every message before the process exits (best-effort
+        # publishers return at once); one that does not acknowledge in time is named.
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        for topic, publisher in self._camera_publishers().items():
+            left = max(0.0, deadline - time.monotonic())
+            if not publisher.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
+                self.get_logger().warning(
+                    f"{topic}: not every subscriber acknowledged the last messages within "
+                    f"{ACK_TIMEOUT_S:g} s; exiting anyway")
+        # A short pause more, so that best-effort messages leave the socket too.
         self.create_timer(0.3, self._set_finished)
 
     def _set_finished(self) -> None:
