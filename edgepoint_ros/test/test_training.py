@@ -199,6 +199,19 @@ def test_a_run_refuses_another_seed_in_the_same_directory(tmp_path):
         train(tmp_path / "run", other, progress=False)
 
 
+def test_a_run_asked_for_a_gpu_it_does_not_have_says_so_before_touching_its_directory(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on CI's machines
+    cfg = _tiny(tmp_path, 1)
+    cfg.device = "cuda"
+    with pytest.raises(RuntimeError, match="training device cuda: torch sees no CUDA GPU"):
+        train(tmp_path / "run", cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+    cfg.device = "tpu"
+    with pytest.raises(ValueError, match="training device must be cpu or cuda, got 'tpu'"):
+        train(tmp_path / "run", cfg, progress=False)
+
+
 @pytest.mark.parametrize("argv, problem", [
     (["--scale-range", "2"], "--scale-range must be LO,HI"),
     (["--scale-range", "2,1"], "--scale-range needs 0 < LO < HI"),

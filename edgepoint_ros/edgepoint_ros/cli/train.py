@@ -34,6 +34,9 @@ def main(argv=None) -> int:
                              "(ALIKED scores and its own 128-d descriptors, distilled through "
                              "match similarities)")
     parser.add_argument("--threads", type=int, default=defaults.num_threads)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device,
+                        help="where the student, the teacher and the losses run (pairs are "
+                             "drawn on the CPU either way; a run may change device on resume)")
     parser.add_argument("--validate-every", type=int, default=defaults.validate_every)
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     parser.add_argument("--points-per-pair", type=int, default=defaults.points_per_pair,
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
     if args.init and not Path(args.init).is_file():
         parser.error(f"--init: no such checkpoint {args.init}")
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      teacher=args.teacher, num_threads=args.threads,
+                      teacher=args.teacher, num_threads=args.threads, device=args.device,
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
                       init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
                       teacher_keypoints=args.teacher_keypoints, fuse_teacher=args.fuse_teacher,

@@ -152,7 +152,8 @@ def load_weights(path: str | Path, strict: bool = True) -> EdgePointNet:
 
 def save_checkpoint(net: EdgePointNet, path: str | Path, **metadata) -> None:
     """Our checkpoint format: tensors + plain metadata (loads with weights_only=True)."""
-    torch.save({"model": net.state_dict(), "config": asdict(net.config), **metadata}, path)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}  # loads without a GPU
+    torch.save({"model": state, "config": asdict(net.config), **metadata}, path)
 
 
 class _ExportWrapper(nn.Module):

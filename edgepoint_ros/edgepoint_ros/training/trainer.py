@@ -1,4 +1,4 @@
-"""Training loop for EdgePoint: resumable, seeded, logged, on CPU.
+"""Training loop for EdgePoint: resumable, seeded, logged; on CPU, or on a CUDA GPU.
 
 Every step draws its pairs from a generator seeded with (seed, step), so a
 resumed run sees exactly the batches an uninterrupted run would have seen.
@@ -8,6 +8,11 @@ validation rows) and `config.json`.
 
 Validation uses synthetic homography pairs made from images held out of
 training (`data.HELD_OUT`), never the Oxford benchmark.
+
+`device` "cuda" runs the student, the teacher and the losses on the GPU; the
+pairs are still drawn on the CPU from the same (seed, step) generators, and
+checkpoints hold CPU tensors, so a run can move between CPU and GPU between
+two sessions (it stays the same run up to floating-point rounding).
 """
 from __future__ import annotations
 
@@ -61,7 +66,19 @@ class TrainConfig:
     validation_pairs: int = 32
     held_out: tuple = HELD_OUT        # pictures (data.image_key) kept out of training
     num_threads: int = 2
+    device: str = "cpu"               # cpu | cuda
     pair: PairConfig = field(default_factory=PairConfig)
+
+
+def training_device(name: str) -> torch.device:
+    """torch.device for TrainConfig.device, with an error naming what is missing."""
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"training device must be cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training device cuda: torch sees no CUDA GPU "
+                           f"(torch {torch.__version__}, CUDA build: "
+                           f"{torch.version.cuda or 'no, CPU-only wheel'})")
+    return torch.device(name)
 
 
 def _batch(bank, rng, cfg: TrainConfig):
@@ -95,7 +112,8 @@ def validate(net: EdgePointNet, pairs, max_keypoints: int = 1000) -> dict:
         feats = []
         for view in (view_a, view_b):
             x = torch.from_numpy(view).permute(2, 0, 1)[None].float() / 255.0
-            scores, desc = net.forward_export(x)
+            scores, desc = net.forward_export(x.to(next(net.parameters()).device))
+            scores, desc = scores.cpu(), desc.cpu()
             kp, _ = detect_keypoints(scores[0, 0].numpy(), nms_radius=2, max_keypoints=max_keypoints,
                                      border=4, subpixel=True)
             feats.append((kp, sample_descriptors(desc[0].numpy(), kp, 8)))
@@ -118,6 +136,17 @@ def validate(net: EdgePointNet, pairs, max_keypoints: int = 1000) -> dict:
     # plain floats: checkpoints must load with torch.load(weights_only=True)
     return {"val_ha3": float(correct) / len(pairs), "val_mma3": float(np.mean(mma)),
             "val_keypoints": float(np.mean(counts))}
+
+
+def _to_cpu(state):
+    """A state_dict (nested dicts/lists of tensors) with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {k: _to_cpu(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_to_cpu(v) for v in state)
+    return state
 
 
 def _drop_log_rows_after(log_path: Path, step: int) -> None:
@@ -162,7 +191,10 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
     # a wrong teacher or target is named before the run directory is touched
     if cfg.det_target not in DET_TARGETS:
         raise ValueError(f"det_target must be 'peaks' or 'dense', got {cfg.det_target!r}")
+    device = training_device(cfg.device)
     teacher = make_teacher(cfg.teacher)
+    if teacher is not None:
+        teacher = teacher.to(device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.num_threads)
@@ -184,7 +216,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
                            PairConfig(size=320, source_size=400)) for i in range(cfg.validation_pairs)]
     print(f"training images: {len(bank)} (held out for validation: {len(val_bank)})", flush=True)
 
-    net = EdgePointNet(EdgePointConfig()).train()
+    net = EdgePointNet(EdgePointConfig()).train().to(device)
+    # (the optimiser's state follows its parameters' device when it is loaded)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg))
     start, best = 0, -1.0
@@ -198,7 +231,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         print(f"resuming {run_dir} at step {start} (best validation {best:.3f})", flush=True)
     elif cfg.init_from:
         from ..models.edgepoint_net import load_weights
-        net.load_state_dict(load_weights(cfg.init_from).state_dict())
+        net.load_state_dict(load_weights(cfg.init_from).state_dict())  # copies onto device
         print(f"starting from the weights of {cfg.init_from}", flush=True)
     log_path = run_dir / "log.csv"
     _drop_log_rows_after(log_path, start)
@@ -216,7 +249,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
 
     def save_state(step):
         tmp = run_dir / "last.pt.tmp"
-        torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+        torch.save({"model": _to_cpu(net.state_dict()), "optimizer": _to_cpu(optimizer.state_dict()),
                     "scheduler": scheduler.state_dict(), "step": step, "best": best,
                     "config": asdict(net.config)}, tmp)
         tmp.replace(last)
@@ -228,14 +261,16 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
     for step in bar:
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, step])
-        view_a, view_b, h_ab, mask_a, mask_b = _batch(bank, rng, cfg)
+        view_a, view_b, h_ab, mask_a, mask_b = (
+            t.to(device, non_blocking=True) for t in _batch(bank, rng, cfg))
         images = torch.cat([view_a, view_b])
         logits, desc = net(images)
         logits_a, logits_b = logits.chunk(2)
         desc_a, desc_b = desc.chunk(2)
         terms = {}
         n_random = cfg.points_per_pair
-        points = torch.rand(cfg.batch_size, n_random, 2, generator=torch.Generator().manual_seed(step)) * (size - 1)
+        points = (torch.rand(cfg.batch_size, n_random, 2, generator=torch.Generator().manual_seed(step))
+                  * (size - 1)).to(device)
         if teacher is not None:
             taught = teacher(images)
             t_scores = taught.scores
@@ -255,7 +290,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
             pick = torch.Generator().manual_seed(10**6 + step)
             for i in range(cfg.batch_size):
                 ys, xs = torch.nonzero(ta[i], as_tuple=True)
-                order = torch.randperm(len(xs), generator=pick)[: cfg.points_per_pair // 2]
+                order = torch.randperm(len(xs), generator=pick)[: cfg.points_per_pair // 2].to(device)
                 kp = torch.stack([xs[order], ys[order]], -1).float()
                 kp_points.append(torch.cat([kp, points[i, : n_random - len(kp)]]))
             points = torch.stack(kp_points)
