@@ -43,6 +43,13 @@ def import_torch():
     return torch
 
 
+def no_cuda_reason(torch) -> str:
+    """Why CUDA cannot be used, for an error message (call when
+    torch.cuda.is_available() is false)."""
+    return (f"torch {torch.__version__} sees no CUDA GPU "
+            f"(CUDA build: {torch.version.cuda or 'no, CPU-only wheel'})")
+
+
 def available_devices() -> list[str]:
     try:
         torch = import_torch()
@@ -99,8 +106,7 @@ class TorchSession(InferenceSession):
         if device not in DEVICES:
             raise ValueError(f"torch device must be one of {', '.join(DEVICES)}; got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeUnavailable(f"torch {torch.__version__} sees no CUDA GPU "
-                                     f"(CUDA build: {torch.version.cuda or 'no, CPU-only wheel'})")
+            raise RuntimeUnavailable(no_cuda_reason(torch))
         if precision == "int8" or (precision == "fp16" and device == "cpu"):
             raise RuntimeUnavailable(f"the torch reference runtime has no {precision} on {device}"
                                      " (fp32 everywhere, fp16 on CUDA)")

@@ -75,9 +75,8 @@ def training_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"training device must be cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training device cuda: torch sees no CUDA GPU "
-                           f"(torch {torch.__version__}, CUDA build: "
-                           f"{torch.version.cuda or 'no, CPU-only wheel'})")
+        from ..runtimes.torch_backend import no_cuda_reason
+        raise RuntimeError(f"training device cuda: {no_cuda_reason(torch)}")
     return torch.device(name)
 
 
