@@ -42,7 +42,7 @@ from pathlib import Path
 
 import cv2
 
-from edgepoint_ros.training.data import MAX_SIDE, load_image_bank
+from edgepoint_ros.training.data import downscaled, load_image_bank
 
 KORNIA = ("kornia==0.9.0", "kornia_rs==0.2.0")
 
@@ -62,11 +62,7 @@ def pack_photos(pictures: list[str], out: Path) -> int:
         image = cv2.imread(name, cv2.IMREAD_COLOR)
         if image is None:
             raise SystemExit(f"cannot read {name}, which the run's data.json names")
-        h, w = image.shape[:2]
-        scale = MAX_SIDE / max(h, w)
-        if scale < 1.0:
-            image = cv2.resize(image, (int(w * scale), int(h * scale)),
-                               interpolation=cv2.INTER_AREA)
+        image = downscaled(image)
         target = out / "photos" / source.relative_to("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])

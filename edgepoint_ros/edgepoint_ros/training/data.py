@@ -109,6 +109,15 @@ def split_holdout(paths: list[Path], held_out=HELD_OUT,
     return [p for p in paths if p not in held_set], held
 
 
+def downscaled(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """The image shrunk (INTER_AREA) so that its longer side is at most max_side."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale < 1.0:
+        image = cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+    return image
+
+
 def load_image_bank(paths: list[Path], max_side: int = MAX_SIDE) -> list[np.ndarray]:
     """Decode and downscale every image once (RGB uint8); skips unreadable or
     nearly uniform images (logos, flat artwork)."""
@@ -117,10 +126,7 @@ def load_image_bank(paths: list[Path], max_side: int = MAX_SIDE) -> list[np.ndar
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             continue
-        h, w = image.shape[:2]
-        scale = max_side / max(h, w)
-        if scale < 1.0:
-            image = cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+        image = downscaled(image, max_side)
         if min(image.shape[:2]) < MIN_SIDE:
             continue
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
