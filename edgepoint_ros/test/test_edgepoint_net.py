@@ -73,6 +73,29 @@ def test_model_accepts_pytorch_checkpoint_and_reports_pixels(tmp_path, monkeypat
     assert np.all(np.diff(feats.scores) <= 0)
 
 
+def test_checkpoint_exported_by_two_at_once_gives_both_the_model(tmp_path, monkeypatch):
+    """Two exporters of one checkpoint (two evaluations or nodes starting
+    together): the second finishes while the first is between writing and
+    renaming; both get the cached model and no temporary file is left."""
+    from edgepoint_ros.models import edgepoint, edgepoint_net
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(cache))
+    ckpt = tmp_path / "mine.pt"
+    save_checkpoint(_random_net(4), ckpt, step=1)
+    real_export, nested = edgepoint_net.export_onnx, []
+
+    def export_then_let_another_finish(source, target):
+        real_export(source, target)
+        if not nested:              # the other exporter, once, start to finish
+            nested.append(None)
+            nested[0] = edgepoint.resolve_onnx(str(ckpt))
+
+    monkeypatch.setattr(edgepoint_net, "export_onnx", export_then_let_another_finish)
+    first = edgepoint.resolve_onnx(str(ckpt))
+    assert nested == [first] and first.is_file()
+    assert sorted(p.name for p in cache.iterdir()) == [first.name]
+
+
 def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"not a checkpoint at all")
