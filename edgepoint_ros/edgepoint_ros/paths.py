@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -25,6 +27,25 @@ def cache_dir(create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def written_atomically(target: Path):
+    """A private temporary path beside `target` for the block to write; it is
+    renamed onto `target` when the block succeeds and removed in any case. A
+    reader never sees half a file, and writers of one target at once (two
+    evaluations or nodes exporting the same model) each rename a whole one."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
+                                dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def shipped_weights(name: str) -> Path:

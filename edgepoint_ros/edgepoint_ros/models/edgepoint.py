@@ -33,8 +33,6 @@ orders from 62.5 to 60.0, 57.5 and 59.0: the copies match each other.)
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -46,7 +44,7 @@ from ..config import ExtractorConfig
 from ..descriptors import apply_descriptor_setting
 from ..detection import find_peaks, refine_peaks, sample_descriptors
 from ..features import Features
-from ..paths import cache_dir, shipped_weights
+from ..paths import cache_dir, shipped_weights, written_atomically
 from .base import FeatureModel, as_bgr8
 
 DESCRIPTOR_STRIDE = 8
@@ -100,18 +98,8 @@ def resolve_onnx(weights: str) -> Path:
                                "here; export it to ONNX on a machine with PyTorch "
                                "(python -m edgepoint_ros.cli.export_onnx --model edgepoint "
                                f"--weights {path}) and pass the .onnx file") from exc
-        # Export to a file of its own, then rename it into place: a reader
-        # never sees half a model, and exporters of the same checkpoint at
-        # once (two evaluations, two nodes) each rename an identical file.
-        fd, name = tempfile.mkstemp(prefix=f".{onnx_path.stem}.", suffix=".tmp.onnx",
-                                    dir=onnx_path.parent)
-        os.close(fd)
-        tmp = Path(name)
-        try:
+        with written_atomically(onnx_path) as tmp:
             export_onnx(path, tmp)
-            tmp.replace(onnx_path)
-        finally:
-            tmp.unlink(missing_ok=True)
     return onnx_path
 
 

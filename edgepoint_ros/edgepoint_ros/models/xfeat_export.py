@@ -23,6 +23,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from ..paths import written_atomically
+
 OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("descriptors", "keypoint_logits", "reliability")
@@ -101,10 +103,8 @@ def export_xfeat_onnx(out_path: str | Path, weights: str | Path | None = None) -
 
     backbone = make_backbone(load_xfeat_net(weights))
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.stem + ".partial.onnx")
     dummy = torch.rand(1, 1, 480, 640)
-    with torch.no_grad(), warnings.catch_warnings():
+    with written_atomically(out_path) as tmp, torch.no_grad(), warnings.catch_warnings():
         # The TorchScript exporter's notes (deprecation, tracer, InstanceNorm in
         # "training" mode: it always uses the input's statistics) are not actionable.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -116,5 +116,4 @@ def export_xfeat_onnx(out_path: str | Path, weights: str | Path | None = None) -
             dynamic_axes={INPUT_NAME: {2: "height", 3: "width"},
                           **{name: {2: "height8", 3: "width8"} for name in OUTPUT_NAMES}},
             dynamo=False)
-    tmp.replace(out_path)
     return out_path

@@ -30,6 +30,7 @@ import torch
 from ..detection import detect_keypoints, sample_descriptors
 from ..matching import match_descriptors
 from ..models.edgepoint_net import EdgePointConfig, EdgePointNet, save_checkpoint
+from ..paths import written_atomically
 from . import losses
 from .data import (HELD_OUT, IMAGE_ROOTS, PairConfig, find_training_images,
                    load_image_bank, make_pair, split_holdout)
@@ -247,11 +248,11 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         writer.writeheader()
 
     def save_state(step):
-        tmp = run_dir / "last.pt.tmp"
-        torch.save({"model": _to_cpu(net.state_dict()), "optimizer": _to_cpu(optimizer.state_dict()),
-                    "scheduler": scheduler.state_dict(), "step": step, "best": best,
-                    "config": asdict(net.config)}, tmp)
-        tmp.replace(last)
+        with written_atomically(last) as tmp:
+            torch.save({"model": _to_cpu(net.state_dict()),
+                        "optimizer": _to_cpu(optimizer.state_dict()),
+                        "scheduler": scheduler.state_dict(), "step": step, "best": best,
+                        "config": asdict(net.config)}, tmp)
 
     end = cfg.steps if stop_at is None else max(start, min(cfg.steps, stop_at))
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress,
