@@ -12,6 +12,8 @@ MODELS = ("edgepoint", "xfeat", "orb", "sift")
 RUNTIMES = ("auto", "onnxruntime", "openvino", "torch")
 DEVICES = ("auto", "cpu", "cuda", "tensorrt", "gpu", "npu")
 PRECISIONS = ("fp32", "fp16", "int8")
+# EdgePoint sizes (models/edgepoint_net.py SIZES holds their architectures)
+EDGEPOINT_SIZES = ("tiny", "small", "medium")
 # Bounds beyond which a setting is a mistake, not a choice: an NMS window of
 # (2 * 100 + 1)^2 pixels already costs more than the network; no network input
 # is smaller than one 32-pixel cell or larger than a 16K frame.
@@ -53,6 +55,9 @@ class ExtractorConfig(Settings):
 
     # Which network or baseline: edgepoint | xfeat | orb | sift.
     model: str = "edgepoint"
+    # EdgePoint size: tiny | small | medium (the released architecture); picks
+    # the shipped weights when `weights` is empty. Other models ignore it.
+    model_size: str = "medium"
     # Path to weights: an ONNX file, or a PyTorch checkpoint (.pt/.pth, e.g. the
     # authors' released EdgePoint.pt). Empty: the weights shipped with the package.
     weights: str = ""
@@ -95,6 +100,7 @@ class ExtractorConfig(Settings):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         one_of("model", self.model, MODELS)
+        one_of("model_size", self.model_size, EDGEPOINT_SIZES)
         one_of("runtime", self.runtime, RUNTIMES)
         one_of("device", self.device, DEVICES)
         one_of("precision", self.precision, PRECISIONS)

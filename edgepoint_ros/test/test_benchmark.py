@@ -20,6 +20,7 @@ def test_short_run_writes_records_table_and_plot(tmp_path, capsys, monkeypatch):
     extra = ["--runtimes", "onnxruntime,openvino", "--precisions", "fp32"]
     out_json, out_plot = tmp_path / "bench.json", tmp_path / "plot.png"
     code = benchmark.main(["--methods", methods, "--sizes", "160x128,96x64", "--repeats", "2",
+                           "--edgepoint-sizes", "medium",
                            "--threads", "1", "--json", str(out_json), "--plot", str(out_plot),
                            "--no-progress", *extra])
     assert code == 0
@@ -33,9 +34,10 @@ def test_short_run_writes_records_table_and_plot(tmp_path, capsys, monkeypatch):
         assert r["runs"] == 2 and 0 < r["median_ms"] <= r["p90_ms"]
     orb = [r for r in extraction if r["method"] == "orb"]
     assert all(r["time_vs_orb"] == 1.0 and r["backend"] == "opencv-cpu" for r in orb)
-    backends = {(r["backend"], r["precision"]) for r in extraction if r["method"] == "edgepoint"}
+    backends = {(r["backend"], r["precision"]) for r in extraction
+                if r["method"] == "edgepoint-medium"}
     assert ("onnxruntime-cpu", "fp32") in backends and ("openvino-cpu", "fp32") in backends
-    pyramid = [r for r in extraction if r["method"] == "edgepoint-pyramid3"]
+    pyramid = [r for r in extraction if r["method"] == "edgepoint-medium-pyramid3"]
     assert {(r["width"], r["height"]) for r in pyramid} == {(160, 128), (96, 64)}
     matching = {r["method"]: r for r in records if r["kind"] == "matching"}
     assert set(matching) == {"match-float32-64d", "match-binary-64bit", "match-binary-256bit"}

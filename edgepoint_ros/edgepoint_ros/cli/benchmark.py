@@ -1,12 +1,19 @@
 """Speed benchmark: every available EdgePoint backend x precision against ORB, SIFT and XFeat.
 
     benchmark [--sizes 640x480,320x240,1280x720] [--repeats 30] [--threads 2]
+              [--edgepoint-sizes tiny,small,medium] [--rate 30]
               [--edgepoint-weights PATH] [--json PATH] [--plot PATH]
 
 What is timed: the whole extraction a node does per frame, `model.extract`
 (image checks, pre-processing, inference, post-processing: NMS, top-k,
 sub-pixel refinement, descriptor sampling), wall clock, on real photographs
 from Debian's opencv-doc (not the Oxford benchmark) resized to each size.
+
+Pacing (`--rate`, default 30 Hz): each timed frame starts on the tick of a
+camera at that rate, as frames reach a node, and not right after the
+previous one: a runtime whose worker threads fall asleep between frames pays
+for waking them on every frame, and a node pays that too (back to back,
+`--rate 0`, the same models measured 20-40 % faster here).
 
 How: every configuration is built first and warmed up at every size (engine
 builds, per-shape compilation and INT8 calibration happen there, untimed).
@@ -22,7 +29,7 @@ OpenVINO right after ONNX Runtime here. Each configuration reports the median
 and 90th percentile over its runs, and its time relative to ORB at the same
 size.
 
-Configurations: EdgePoint on every runtime/device of the `auto` order
+Configurations: each EdgePoint size of `--edgepoint-sizes` on every runtime/device of the `auto` order
 (`runtimes/selection.py`) and the PyTorch reference, each in fp32, fp16 and
 int8, with fallback off, so one that cannot run here is listed as skipped with
 the reason instead of silently measuring something else; EdgePoint on an image
@@ -54,7 +61,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import MAX_PYRAMID_LEVELS, ExtractorConfig
+from ..config import EDGEPOINT_SIZES, MAX_PYRAMID_LEVELS, ExtractorConfig
 from ..paths import opencv_sample_data_dir
 from ..runtimes.base import RuntimeUnavailable, first_line
 from ..runtimes.calibration import is_benchmark_image
@@ -116,6 +123,14 @@ def benchmark_images(count: int = IMAGE_COUNT) -> list[np.ndarray]:
     return images
 
 
+def edgepoint_label(size: str, levels: int = 1) -> str:
+    """The benchmark's name for an EdgePoint configuration: edgepoint-SIZE for the
+    shipped weights of a size, edgepoint for --edgepoint-weights (size ""),
+    -pyramidN appended for N pyramid levels."""
+    return ("edgepoint" + (f"-{size}" if size else "")
+            + (f"-pyramid{levels}" if levels > 1 else ""))
+
+
 def plan(args) -> list[Entry]:
     common = dict(max_keypoints=args.max_keypoints, num_threads=args.threads, fallback=False)
     entries = []
@@ -123,16 +138,19 @@ def plan(args) -> list[Entry]:
     if "edgepoint" in methods:
         pairs = list(AUTO_ORDER) + [("torch", "cpu"), ("torch", "cuda")]
         runtimes = args.runtimes.split(",")
-        for runtime, device in (p for p in pairs if p[0] in runtimes):
-            for precision in args.precisions.split(","):
-                entries.append(Entry("edgepoint", ExtractorConfig(
-                    model="edgepoint", weights=args.edgepoint_weights, runtime=runtime,
-                    device=device, precision=precision, **common)))
-        if args.pyramid_levels > 1:
-            for precision in [p for p in args.precisions.split(",") if p in ("fp32", "int8")]:
-                entries.append(Entry(f"edgepoint-pyramid{args.pyramid_levels}", ExtractorConfig(
-                    model="edgepoint", weights=args.edgepoint_weights, precision=precision,
-                    pyramid_levels=args.pyramid_levels, **common)))
+        # given weights define the architecture: one size, named by the weights
+        for size in [""] if args.edgepoint_weights else args.edgepoint_sizes.split(","):
+            for runtime, device in (p for p in pairs if p[0] in runtimes):
+                for precision in args.precisions.split(","):
+                    entries.append(Entry(edgepoint_label(size), ExtractorConfig(
+                        model="edgepoint", model_size=size or "medium",
+                        weights=args.edgepoint_weights, runtime=runtime, device=device, precision=precision, **common)))
+            if args.pyramid_levels > 1:
+                for precision in [p for p in args.precisions.split(",") if p in ("fp32", "int8")]:
+                    entries.append(Entry(edgepoint_label(size, args.pyramid_levels),
+                                         ExtractorConfig(
+                        model="edgepoint", model_size=size or "medium",
+                        weights=args.edgepoint_weights, precision=precision, pyramid_levels=args.pyramid_levels, **common)))
     for name in ("orb", "sift"):
         if name in methods:
             entries.append(Entry(name, ExtractorConfig(model=name, **common)))
@@ -175,7 +193,7 @@ def build(entries: list[Entry], sizes, images, say) -> tuple[list[Entry], list[s
 
 
 def time_round_robin(entries: list[Entry], sizes, images, repeats: int, block: int,
-                     progress) -> None:
+                     progress, rate: float = 0.0) -> None:
     frames = {size: [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in images]
               for size in sizes}
     for entry in entries:
@@ -187,8 +205,12 @@ def time_round_robin(entries: list[Entry], sizes, images, repeats: int, block: i
         for size in sizes:
             for entry in entries:
                 entry.model.extract(frames[size][order[-1]])  # settling frame, untimed
+                tick = time.perf_counter()
                 for index in order:
                     frame = frames[size][index]
+                    if rate > 0:    # the next camera frame's arrival
+                        tick += 1.0 / rate
+                        time.sleep(max(0.0, tick - time.perf_counter()))
                     start = time.perf_counter()
                     features = entry.model.extract(frame)
                     elapsed = (time.perf_counter() - start) * 1e3
@@ -213,6 +235,10 @@ def extraction_records(entries: list[Entry], sizes) -> list[dict]:
                 "median_ms": round(median, 3), "p90_ms": round(float(np.percentile(samples, 90)), 3),
                 "keypoints": round(float(np.mean(entry.keypoints[size])), 1),
                 "runs": int(len(samples)), "threads": entry.config.num_threads,
+                "max_keypoints": entry.config.max_keypoints,
+                "model_size": entry.config.model_size if entry.config.model == "edgepoint"
+                else None,
+                "pyramid_levels": entry.config.pyramid_levels,
                 "stages_median_ms": {k: round(float(np.median(v)), 3)
                                      for k, v in entry.stages[size].items()},
                 "time_vs_orb": round(median / orb_median, 3) if orb_median else None,
@@ -261,17 +287,21 @@ def matching_records(repeats: int, count: int = MATCH_COUNT) -> list[dict]:
 
 
 def format_table(records: list[dict]) -> str:
-    lines = [f"{'method':<10} {'backend':<18} {'prec':<5} {'size':>9} {'median ms':>10} "
-             f"{'p90 ms':>8} {'kpts':>6} {'net ms':>7} {'x ORB':>6}"]
+    lines = [f"{'method':<22} {'backend':<18} {'prec':<5} {'size':>9} {'median ms':>10} "
+             f"{'p90 ms':>8} {'kpts':>6} {'pre':>6} {'net ms':>7} {'post':>6} {'x ORB':>6}"]
     for r in records:
         if r["kind"] != "extraction":
             continue
-        net = r["stages_median_ms"].get("inference")
+        stage = {k: r["stages_median_ms"].get(k, float("nan"))
+                 for k in ("preprocess", "inference", "postprocess")}
         lines.append(
-            f"{r['method']:<10} {r['backend']:<18} {r['precision']:<5} "
+            f"{r['method']:<22} {r['backend']:<18} {r['precision']:<5} "
             f"{r['width']:>4}x{r['height']:<4} {r['median_ms']:>10.1f} {r['p90_ms']:>8.1f} "
-            f"{r['keypoints']:>6.0f} {net if net is not None else float('nan'):>7.1f} "
-            f"{r['time_vs_orb'] if r['time_vs_orb'] is not None else float('nan'):>6.2f}")
+            f"{r['keypoints']:>6.0f} {stage['preprocess']:>6.1f} {stage['inference']:>7.1f} "
+            f"{stage['postprocess']:>6.1f} "
+            f"{r['time_vs_orb'] if r['time_vs_orb'] is not None else float('nan'):>6.2f}"
+            + ("" if r["keypoints"] >= 0.95 * r["max_keypoints"] else
+               f"  < 95 % of {r['max_keypoints']} keypoints"))
     lines.append("")
     lines.append(f"{'matching (mutual NN)':<24} {'bytes/desc':>10} {'median ms':>10} {'p90 ms':>8}"
                  f" {'matches':>8}")
@@ -284,7 +314,8 @@ def format_table(records: list[dict]) -> str:
 
 
 def best_edgepoint(records: list[dict], size=(640, 480)) -> dict | None:
-    candidates = [r for r in records if r["kind"] == "extraction" and r["method"] == "edgepoint"
+    candidates = [r for r in records if r["kind"] == "extraction"
+                  and r["method"].startswith("edgepoint") and r["pyramid_levels"] == 1
                   and (r["width"], r["height"]) == size]
     return min(candidates, key=lambda r: r["median_ms"]) if candidates else None
 
@@ -341,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="EdgePoint precisions (default %(default)s)")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES),
                         help="EdgePoint runtimes (default %(default)s)")
+    parser.add_argument("--edgepoint-sizes", default=",".join(EDGEPOINT_SIZES),
+                        help="EdgePoint sizes (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=30.0,
+                        help="camera rate in Hz that paces the timed frames; 0 = back to "
+                             "back (default %(default)s)")
     parser.add_argument("--edgepoint-weights", default="",
                         help="EdgePoint weights (.onnx/.pt); default: the shipped ones")
     parser.add_argument("--pyramid-levels", type=int, default=3,
@@ -352,15 +388,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         sizes = parse_sizes(args.sizes)
-        if min(args.repeats, args.block, args.max_keypoints) < 1 or args.threads < 0:
+        if (min(args.repeats, args.block, args.max_keypoints) < 1 or args.threads < 0
+                or not 0 <= args.rate <= 1000):
             raise ValueError("--repeats, --block and --max-keypoints must be >= 1, "
-                             "--threads >= 0")
+                             "--threads >= 0, --rate in [0, 1000]")
         if not 1 <= args.pyramid_levels <= MAX_PYRAMID_LEVELS:
             raise ValueError(f"--pyramid-levels must be in [1, {MAX_PYRAMID_LEVELS}]; got "
                              f"{args.pyramid_levels}")
         for option, value, known in (("precisions", args.precisions, PRECISIONS),
                                      ("methods", args.methods, METHODS),
-                                     ("runtimes", args.runtimes, RUNTIMES)):
+                                     ("runtimes", args.runtimes, RUNTIMES),
+                                     ("edgepoint-sizes", args.edgepoint_sizes, EDGEPOINT_SIZES)):
             unknown = set(value.split(",")) - set(known)
             if unknown:
                 raise ValueError(f"unknown {option} {sorted(unknown)}; known: {', '.join(known)}")
@@ -382,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with tqdm(total=args.repeats * len(sizes) * len(entries), desc="timing", unit="run",
               disable=args.no_progress, file=sys.stderr) as progress:
-        time_round_robin(entries, sizes, images, args.repeats, args.block, progress)
+        time_round_robin(entries, sizes, images, args.repeats, args.block, progress, args.rate)
     records = extraction_records(entries, sizes) + matching_records(args.repeats)
     print(format_table(records))
     if skipped:

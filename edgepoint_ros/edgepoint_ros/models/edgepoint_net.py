@@ -17,6 +17,18 @@ docs: shared/docs/edgepoint-architecture.md):
     descriptor map = convhead2(concat(l1, l2, l3, l4))   64 ch at H/8 (raw)
     score logits   = conv_score(relu(conv1(x1)))        1 ch at H
 
+The family (`SIZES`): "medium" is the released configuration above. The
+smaller sizes start with a stem at H/s (`stem_stride` s = 2: its first conv
+has stride 2; s = 4: its first conv is a 4x4 stride-4 "patchify" conv that
+turns each 4x4 pixel cell into one vector), so no multi-channel tensor is
+ever held at full resolution, which is where the medium spends most of its
+time (memory traffic, not FLOPs). Their score head predicts the s x s pixels
+of each H/s cell as s^2 channels, rearranged to H by a pixel shuffle
+(SuperPoint's and XFeat's trick at 8x). The pooling between blocks shrinks
+so that x3 stays at H/8 and x4 at H/32, and the descriptor map keeps its
+width (64) and stride (8): every size has the medium's outputs, so the
+medium can teach them map for map (training/teacher.py "edgepoint").
+
 `forward` returns (score logits at H, raw descriptor map at H/8), the
 released model's outputs; `forward_export` adds the sigmoid and the L2
 normalisation so the ONNX graph hands post-processing what it needs.
@@ -42,6 +54,33 @@ class EdgePointConfig:
     c4: int = 64
     reduced: int = 16
     dim: int = 64
+    stem_stride: int = 1     # 1: stem at full resolution (released); 2: at H/2
+
+    def __post_init__(self):
+        if self.stem_stride not in (1, 2, 4):
+            raise ValueError(f"stem_stride must be 1, 2 or 4, got {self.stem_stride}")
+
+
+# The EdgePoint sizes the package ships (weights/edgepoint[-SIZE].pt/.onnx).
+SIZES = {
+    "medium": EdgePointConfig(),
+    "small": EdgePointConfig(c1=16, c2=16, c3=32, c4=64, stem_stride=4),
+    "tiny": EdgePointConfig(c1=16, c2=16, c3=24, c4=48, reduced=12, stem_stride=4),
+}
+
+
+def size_name(config: EdgePointConfig) -> str:
+    """The SIZES name of an architecture; ValueError for one that is none of them."""
+    for name, known in SIZES.items():
+        if known == config:
+            return name
+    raise ValueError(f"EdgePoint architecture {config} is none of the sizes {', '.join(SIZES)}")
+
+
+def size_config(size: str) -> EdgePointConfig:
+    if size not in SIZES:
+        raise ValueError(f"EdgePoint size must be one of {', '.join(SIZES)}; got {size!r}")
+    return SIZES[size]
 
 
 def _conv3x3(cin: int, cout: int) -> nn.Conv2d:
@@ -49,11 +88,16 @@ def _conv3x3(cin: int, cout: int) -> nn.Conv2d:
 
 
 class ConvBlock(nn.Module):
-    """conv3x3-BN-ReLU, twice (the full-resolution stem)."""
+    """conv3x3-BN-ReLU, twice (the stem; the first conv may stride)."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
-        self.conv1, self.bn1 = _conv3x3(cin, cout), nn.BatchNorm2d(cout)
+        if stride == 4:   # patchify: each 4x4 pixel cell -> one vector, nothing overlooked
+            self.conv1 = nn.Conv2d(cin, cout, kernel_size=4, stride=4, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1,
+                                   bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
         self.conv2, self.bn2 = _conv3x3(cout, cout), nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +125,10 @@ class EdgePointNet(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.block1 = ConvBlock(3, c.c1)
+        s = c.stem_stride
+        # x1 at H/s, x2 at H/2s, x3 at H/8, x4 at H/32
+        self.pools = (2, max(1, 4 // s), 4)
+        self.block1 = ConvBlock(3, c.c1, stride=s)
         self.block2 = ResidualBlock(c.c1, c.c2)
         self.block3 = ResidualBlock(c.c2, c.c3)
         self.block4 = ResidualBlock(c.c3, c.c4)
@@ -90,26 +137,30 @@ class EdgePointNet(nn.Module):
         self.conv2 = nn.Conv2d(c.c2, r, 1, bias=False)
         self.conv3 = nn.Conv2d(c.c3, r, 1, bias=False)
         self.conv4 = nn.Conv2d(c.c4, r, 1, bias=False)
-        self.conv_8 = nn.Conv2d(r, r, 1, stride=8, bias=True)
-        self.conv_4 = nn.Conv2d(r, r, 1, stride=4, bias=True)
+        self.conv_8 = nn.Conv2d(r, r, 1, stride=8 // s, bias=True)
+        self.conv_4 = nn.Conv2d(r, r, 1, stride=max(1, 4 // s), bias=True)
         self.conv_transpose_4 = nn.ConvTranspose2d(r, r, 4, stride=4, bias=True)
         self.convhead2 = nn.Conv2d(4 * r, c.dim, 1, bias=False)
-        self.conv_score = nn.Conv2d(r, 1, 1, bias=True)
+        self.conv_score = nn.Conv2d(r, s * s, 1, bias=True)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """image (N,3,H,W), H, W multiples of 32 -> (score logits (N,1,H,W),
         raw descriptor map (N,dim,H/8,W/8))."""
+        p1, p2, p3 = self.pools
         x1 = self.block1(image)
-        x2 = self.block2(F.max_pool2d(x1, 2))
-        x3 = self.block3(F.max_pool2d(x2, 4))
-        x4 = self.block4(F.max_pool2d(x3, 4))
+        x2 = self.block2(F.max_pool2d(x1, p1))
+        x3 = self.block3(F.max_pool2d(x2, p2) if p2 > 1 else x2)
+        x4 = self.block4(F.max_pool2d(x3, p3))
         r1 = F.relu(self.conv1(x1))
         r2 = F.relu(self.conv2(x2))
         r3 = F.relu(self.conv3(x3))
         r4 = F.relu(self.conv4(x4))
         descriptor_map = self.convhead2(torch.cat(
             [self.conv_8(r1), self.conv_4(r2), r3, self.conv_transpose_4(r4)], dim=1))
-        return self.conv_score(r1), descriptor_map
+        logits = self.conv_score(r1)
+        if self.config.stem_stride > 1:
+            logits = F.pixel_shuffle(logits, self.config.stem_stride)
+        return logits, descriptor_map
 
     def forward_export(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the ONNX graph computes: (score probability in [0,1] at H,

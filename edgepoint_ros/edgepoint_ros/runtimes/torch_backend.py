@@ -66,7 +66,7 @@ def _edgepoint_network(config: ExtractorConfig) -> TorchNetwork:
                          f"{Path(weights).name} is an ONNX file")
     if not weights:
         from ..models.edgepoint import default_checkpoint
-        weights = default_checkpoint()
+        weights = default_checkpoint(config.model_size)
     net = edgepoint_net.load_weights(weights)
 
     class ExportForward(import_torch().nn.Module):

@@ -12,6 +12,10 @@ TEACHERS:
   aliked+xfeat  scores from ALIKED-N16rot, descriptor map from XFeat.
   aliked+sddh   scores and point descriptors (128-d, its sparse deformable
                 descriptor head) from ALIKED-N16rot.
+  edgepoint     scores and descriptor map of an EdgePoint network (the shipped
+                medium weights unless `teacher_weights` names others): how the
+                smaller EdgePoint sizes are trained, since their outputs have
+                exactly the medium's shape and meaning.
 
 XFeat (Potje et al., CVPR 2024) gives, at stride 8, 64-d descriptors (EdgePoint's
 dimension and stride too), 65-way keypoint logits (64 pixel positions of the
@@ -28,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 
-TEACHERS = ("xfeat", "aliked", "aliked+xfeat", "aliked+sddh")
+TEACHERS = ("xfeat", "aliked", "aliked+xfeat", "aliked+sddh", "edgepoint")
 
 
 @dataclass
@@ -88,10 +92,34 @@ class AlikedTeacher(torch.nn.Module):
         return TeacherOutput(scores)
 
 
-def make_teacher(name: str) -> torch.nn.Module | None:
-    """The teacher called `name` (one of TEACHERS), or None for "none"."""
+class EdgePointTeacher(torch.nn.Module):
+    """A trained EdgePoint network as teacher: its score probabilities and its
+    unit descriptor map (what the exported graph computes)."""
+
+    def __init__(self, weights: str = ""):
+        super().__init__()
+        from ..models.edgepoint import default_checkpoint
+        from ..models.edgepoint_net import load_weights
+        self.net = load_weights(weights or default_checkpoint()).eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, image: torch.Tensor) -> TeacherOutput:
+        scores, descriptor_map = self.net.forward_export(image)
+        return TeacherOutput(scores, descriptor_map=descriptor_map)
+
+    def train(self, mode: bool = True):   # BatchNorm statistics stay frozen
+        return super().train(False)
+
+
+def make_teacher(name: str, weights: str = "") -> torch.nn.Module | None:
+    """The teacher called `name` (one of TEACHERS), or None for "none";
+    `weights` is the checkpoint of the edgepoint teacher ("" = shipped medium)."""
     if name == "none":
         return None
+    if name == "edgepoint":
+        return EdgePointTeacher(weights)
     if name == "xfeat":
         return XFeatTeacher()
     if name == "aliked":

@@ -29,7 +29,7 @@ import torch
 
 from ..detection import detect_keypoints, sample_descriptors
 from ..matching import match_descriptors
-from ..models.edgepoint_net import EdgePointConfig, EdgePointNet, save_checkpoint
+from ..models.edgepoint_net import EdgePointNet, save_checkpoint, size_config
 from ..paths import written_atomically
 from . import losses
 from .data import (HELD_OUT, IMAGE_ROOTS, PairConfig, find_training_images,
@@ -53,6 +53,8 @@ class TrainConfig:
     image_roots: tuple = ()           # folders of training photos; () = data.IMAGE_ROOTS
     fuse_teacher: bool = False         # detector targets from both views' teacher scores
     teacher: str = "xfeat"            # one of teacher.TEACHERS, or none
+    teacher_weights: str = ""         # checkpoint of the edgepoint teacher ("" = shipped medium)
+    size: str = "medium"              # student architecture: models.edgepoint_net.SIZES
     det_target: str = "peaks"          # one of DET_TARGETS
     points_per_pair: int = 384         # teacher keypoints + random points for the contrastive loss
     teacher_keypoints: int = 384
@@ -192,7 +194,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
     if cfg.det_target not in DET_TARGETS:
         raise ValueError(f"det_target must be 'peaks' or 'dense', got {cfg.det_target!r}")
     device = training_device(cfg.device)
-    teacher = make_teacher(cfg.teacher)
+    student_config = size_config(cfg.size)
+    teacher = make_teacher(cfg.teacher, cfg.teacher_weights)
     if teacher is not None:
         teacher = teacher.to(device)
     run_dir = Path(run_dir)
@@ -216,7 +219,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
                            PairConfig(size=320, source_size=400)) for i in range(cfg.validation_pairs)]
     print(f"training images: {len(bank)} (held out for validation: {len(val_bank)})", flush=True)
 
-    net = EdgePointNet(EdgePointConfig()).train().to(device)
+    net = EdgePointNet(student_config).train().to(device)
     # (the optimiser's state follows its parameters' device when it is loaded)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg))
