@@ -91,6 +91,20 @@ class FrameStatistics:
             self.totals["errors"] += 1
             self.last_error = text
 
+    def closing_summary(self, in_flight: int, **extra: int) -> str:
+        """The node's closing line: its totals, and the frames still in flight
+        at shutdown (received but never processed), which are not errors."""
+        with self._lock:
+            totals = dict(self.totals)
+        parts = [f"{totals['frames_received']} frames received",
+                 f"{totals['frames_processed']} processed",
+                 f"{totals['frames_skipped']} skipped",
+                 f"{totals['messages_lost']} lost",
+                 f"{totals['errors']} errors",
+                 f"{in_flight} in flight at shutdown"]
+        parts += [f"{value} {name.replace('_', ' ')}" for name, value in extra.items()]
+        return ", ".join(parts)
+
     def snapshot(self) -> tuple[int, dict[str, str]]:
         """(diagnostic level, values) for a DiagnosticStatus."""
         from diagnostic_msgs.msg import DiagnosticStatus

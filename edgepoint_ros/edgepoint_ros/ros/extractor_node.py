@@ -287,8 +287,10 @@ class ExtractorNode(Node):
         values.update(self._calibration.diagnostics())
         return level, summary_message(level, values), values
 
-    def close(self) -> None:
-        self._worker.close()
+    def close(self) -> str:
+        """Stop the worker (node_main.run, before the context shuts down); the
+        closing line's summary."""
+        return self._stats.closing_summary(self._worker.close().in_flight)
 
 
 def main(args=None) -> int:

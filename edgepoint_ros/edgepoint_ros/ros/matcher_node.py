@@ -40,7 +40,8 @@ CameraInfo (calibration.py): used when it is valid, not older than
 calibration_max_age and made for the keypoints' image size; otherwise the
 frame is tracked without it (no normalised coordinates, no `feature` output,
 counted as vins_frames_without_calibration) and the problem is warned about
-once. The player's CameraInfo has K = 0 (uncalibrated) and is reported as
+once; with publish_vins_features one WARN says that `feature` is not
+published until a usable CameraInfo arrives (an INFO line when it starts). The player's CameraInfo has K = 0 (uncalibrated) and is reported as
 invalid.
 
 Debug image, made for RViz's Image display: the current camera frame (the
@@ -68,7 +69,7 @@ from ..bags import matches_fields
 from ..features import Features
 from ..tracking import Tracker, TrackerConfig, TrackResult
 from . import parameters
-from .calibration import CameraInfoListener
+from .calibration import MISSING_GRACE_S, CameraInfoListener
 from .conversions import (MessageError, image_msg, image_msg_to_array,
                           keypoints_msg_to_features, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
@@ -174,6 +175,9 @@ class MatcherNode(Node):
         self._tracked_publisher = self.create_publisher(Keypoints, "keypoints/tracked",
                                                         OUTPUT_QOS)
         self._vins_publisher = None
+        # None, "waiting" (warned: `feature` not published, no calibration) or "publishing"
+        self._vins_state: str | None = None
+        self._vins_since: float | None = None  # first frame tracked for VINS
         if self._values["publish_vins_features"]:
             self._vins_publisher = self.create_publisher(PointCloud, "feature", OUTPUT_QOS)
         self._debug_publisher = self.create_publisher(Image, "matches/debug_image", OUTPUT_QOS)
@@ -284,9 +288,27 @@ class MatcherNode(Node):
         return matches_msg(frame.header, fields)
 
     def _publish_vins_features(self, frame: KeypointFrame, result: TrackResult) -> None:
-        if result.normalized is None:  # no usable calibration (warned by the listener)
+        feature_topic = self._vins_publisher.topic_name
+        now = time.monotonic()
+        if self._vins_since is None:
+            self._vins_since = now
+        if result.normalized is None:  # no usable calibration
             self._stats.count("vins_frames_without_calibration")
+            state = self._calibration.state
+            # A driver's first CameraInfo may come just after its first image.
+            if state == "missing" and now - self._vins_since < MISSING_GRACE_S:
+                return
+            if self._vins_state != "waiting":
+                self._vins_state = "waiting"
+                self.get_logger().warning(
+                    f"no usable CameraInfo on {self.resolve_topic_name('camera_info')} "
+                    f"(calibration {state}): {feature_topic} (VINS "
+                    f"features) is not published until a calibrated CameraInfo for "
+                    f"{frame.features.image_size[0]}x{frame.features.image_size[1]} arrives")
             return
+        if self._vins_state != "publishing":
+            self._vins_state = "publishing"
+            self.get_logger().info(f"publishing VINS features on {feature_topic}")
         cloud = vins_feature_cloud(frame.header, [CameraFeatures.from_track_result(
             VINS_CAMERA_ID, frame.features.keypoints, result)])
         self._vins_publisher.publish(cloud)
@@ -381,8 +403,10 @@ class MatcherNode(Node):
         values.update(self._calibration.diagnostics())
         return level, summary_message(level, values), values
 
-    def close(self) -> None:
-        self._worker.close()
+    def close(self) -> str:
+        """Stop the worker (node_main.run, before the context shuts down); the
+        closing line's summary."""
+        return self._stats.closing_summary(self._worker.close().in_flight)
 
 
 def main(args=None) -> int:

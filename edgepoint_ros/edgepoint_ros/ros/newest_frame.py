@@ -10,11 +10,21 @@ finish), instead of growing with a backlog, which is what a tracker wants.
 The executor thread stays free to receive (and to serve parameters and
 diagnostics) while the worker runs; numpy, OpenCV and the inference runtimes
 release the GIL during the heavy work.
+
+Shutdown (`NewestFrameWorker.close`): the worker finishes the message it is
+processing (the node's context is still valid, so its output is published),
+takes no other, and reports what was left over as `in_flight`: the message
+waiting in the slot, any handed in after close, and the one still being
+processed if the thread did not end within the timeout. Those are counted
+in the node's closing line, not logged as errors; an exception raised by a
+message after the timeout (the node is being destroyed under it) is dropped
+silently, any other is still reported through `on_error`.
 """
 from __future__ import annotations
 
 import threading
 import traceback
+from dataclasses import dataclass
 from typing import Callable
 
 
@@ -25,10 +35,15 @@ class NewestFrameSlot:
         self._condition = threading.Condition()
         self._item = None
         self._closed = False
+        self.refused = 0  # items put after close (never processed)
 
     def put(self, item) -> bool:
-        """Store `item`; True when it replaced one the worker never took."""
+        """Store `item`; True when it replaced one the worker never took.
+        After `close()` the item is refused (counted in `refused`)."""
         with self._condition:
+            if self._closed:
+                self.refused += 1
+                return False
             replaced = self._item is not None
             self._item = item
             self._condition.notify()
@@ -39,14 +54,27 @@ class NewestFrameSlot:
         with self._condition:
             while self._item is None and not self._closed:
                 self._condition.wait()
+            if self._closed:
+                return None
             item, self._item = self._item, None
             return item
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """No more items; returns how many were waiting (0 or 1), now dropped."""
         with self._condition:
             self._closed = True
+            waiting = int(self._item is not None)
             self._item = None
             self._condition.notify_all()
+            return waiting
+
+
+@dataclass
+class WorkerClosed:
+    """What `NewestFrameWorker.close` left: `in_flight` items never fully
+    processed, and whether the thread ended in time."""
+    in_flight: int
+    stopped: bool
 
 
 class NewestFrameWorker:
@@ -63,6 +91,8 @@ class NewestFrameWorker:
         self._process = process
         self._on_skipped = on_skipped
         self._on_error = on_error
+        self._busy = False
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -75,14 +105,26 @@ class NewestFrameWorker:
             item = self._slot.take()
             if item is None:
                 return
+            self._busy = True
             try:
                 self._process(item)
             except Exception as exc:
+                if self._abandoned:  # closed under it: counted as in flight already
+                    return
                 try:
                     self._on_error(item, exc)
                 except Exception:  # reporting failed: say so, but keep serving frames
                     traceback.print_exc()
+            finally:
+                self._busy = False
 
-    def close(self, timeout: float = 5.0) -> None:
-        self._slot.close()
+    def close(self, timeout: float = 3.0) -> WorkerClosed:
+        """Stop taking items, let the current one finish (at most `timeout`
+        seconds) and say what was left unprocessed."""
+        waiting = self._slot.close()
         self._thread.join(timeout)
+        stopped = not self._thread.is_alive()
+        if not stopped:
+            self._abandoned = True
+        in_flight = waiting + self._slot.refused + (0 if stopped else int(self._busy))
+        return WorkerClosed(in_flight=in_flight, stopped=stopped)

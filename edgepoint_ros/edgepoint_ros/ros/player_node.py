@@ -243,6 +243,11 @@ class PlayerNode(Node):
     def _set_finished(self) -> None:
         self.finished = True
 
+    def close(self) -> str:
+        """The closing line's summary (node_main.run)."""
+        self._timer.cancel()
+        return f"published {self._published} frames"
+
     def _diagnostic_status(self):
         from diagnostic_msgs.msg import DiagnosticStatus
 

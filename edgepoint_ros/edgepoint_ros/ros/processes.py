@@ -181,13 +181,18 @@ class NodeProcess:
                 pass
         return self.stop()
 
+    def send_signal(self, number: int = signal.SIGINT) -> None:
+        """Send `number` to the node's process group (no-op once it exited)."""
+        if self.alive():
+            try:
+                os.killpg(self.pid, number)
+            except ProcessLookupError:
+                pass
+
     def stop(self, timeout: float = 5.0) -> int:
         """SIGINT, then SIGKILL after `timeout` seconds; returns the exit status."""
         if self.alive():
-            try:
-                os.killpg(self.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+            self.send_signal(signal.SIGINT)
             if self.wait(timeout) is None:
                 try:
                     os.killpg(self.pid, signal.SIGKILL)
@@ -200,3 +205,16 @@ class NodeProcess:
     def __repr__(self) -> str:
         return f"<NodeProcess {self.name} pid {self.pid} {self.exit_description()}, " \
                f"log {self.log_path}>"
+
+
+def stop_all(processes, timeout: float = 5.0) -> dict[str, int]:
+    """Stop several nodes at once: SIGINT to each, then each gets up to
+    `timeout` seconds (together, not one after the other) before SIGKILL.
+    Returns each node's exit status by name."""
+    processes = list(processes)
+    for process in processes:
+        process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.wait(max(0.0, deadline - time.monotonic()))
+    return {process.name: process.stop(0.0) for process in processes}

@@ -21,7 +21,7 @@ set, still waiting for its partners, or dropped and counted per camera and
 reason in /diagnostics (`<name>_no_partner`, `<name>_queue_overflow`,
 `<name>_late`; `frames_without_partner` is their sum), with a warning (at
 most one per 5 s per camera and reason); at shutdown the frames still waiting
-are logged as `unmatched_at_end`.
+are counted as `unmatched_at_end` and named in the closing line.
 
 Processing follows the newest-frame policy (newest_frame.py) per set: the
 subscription callbacks only feed the synchroniser, a worker thread extracts
@@ -44,6 +44,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+import warnings
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
@@ -54,6 +55,7 @@ from ..features import Features
 from ..geometry import Verification, verify_matches
 from ..matching import match_descriptors
 from ..models import create_model
+from ..runtimes.base import RuntimeFallbackWarning
 from ..stream_sync import DROP_REASONS, ApproximateTimeSynchronizer
 from ..tracking import TrackerConfig
 from . import parameters
@@ -146,6 +148,7 @@ class StereoNode(Node):
         self._log_error = ThrottledLog(self.get_logger(), "error")
         self._log_warning = ThrottledLog(self.get_logger(), "warning")
         self._last_set: dict[str, str] = {}
+        self._closing = False
 
         from edgepoint_msgs.msg import Keypoints, Matches
         from sensor_msgs.msg import CompressedImage, Image
@@ -186,7 +189,11 @@ class StereoNode(Node):
 
     def _build_model(self):
         started = time.perf_counter()
-        model = create_model(self._config)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeFallbackWarning)
+            model = create_model(self._config)
+        for warning in caught:  # the runtime could not run as asked: say so in the ROS log
+            self.get_logger().warning(str(warning.message))
         if self._values["warmup_runs"]:
             model.warmup(runs=self._values["warmup_runs"])
         self.get_logger().info(f"model {self._config.model} built in "
@@ -207,6 +214,8 @@ class StereoNode(Node):
         self._worker.submit(messages)
 
     def _on_drop(self, camera: int, stamp_ns: int, reason: str) -> None:
+        if self._closing:  # counted in the closing line
+            return
         name = self._cameras[camera]
         self._log_warning(f"{name} frame stamped {stamp_ns * 1e-9:.6f} s dropped: "
                           f"{_DROP_TEXT.get(reason, reason)} ({reason}; slop "
@@ -317,11 +326,15 @@ class StereoNode(Node):
         values.update({f"runtime_{key}": str(value) for key, value in self._runtime.items()})
         return level, summary_message(level, values), values
 
-    def close(self) -> None:
-        """Stop the worker; frames still waiting for partners are counted and
-        logged as unmatched_at_end."""
-        self._sync.flush()
-        self._worker.close()
+    def close(self) -> str:
+        """Stop the worker (node_main.run, before the context shuts down);
+        frames still waiting for partners are counted (unmatched_at_end in
+        /diagnostics) and, like a set still in flight, named in the closing
+        line's summary rather than warned about one by one."""
+        self._closing = True
+        unmatched = self._sync.flush()
+        in_flight = self._worker.close().in_flight
+        return self._stats.closing_summary(in_flight, frames_unmatched_at_end=unmatched)
 
 
 def main(args=None) -> int:
