@@ -14,6 +14,7 @@ DEVICES = ("auto", "cpu", "cuda", "tensorrt", "gpu", "npu")
 PRECISIONS = ("fp32", "fp16", "int8")
 # EdgePoint sizes (models/edgepoint_net.py SIZES holds their architectures)
 EDGEPOINT_SIZES = ("tiny", "small", "medium")
+POSTPROCESS = ("numpy", "graph")
 # Bounds beyond which a setting is a mistake, not a choice: an NMS window of
 # (2 * 100 + 1)^2 pixels already costs more than the network; no network input
 # is smaller than one 32-pixel cell or larger than a 16K frame.
@@ -90,6 +91,10 @@ class ExtractorConfig(Settings):
     # across larger zoom changes, at about 1 + s^2 + s^4 ... times the cost.
     pyramid_levels: int = 1
     pyramid_scale: float = 0.7
+    # Where detection runs (NMS, threshold, top-k, sub-pixel, descriptor
+    # sampling; edgepoint): numpy (fastest on a CPU) | graph (ONNX operators on
+    # the network's runtime and device, for GPUs; detection_graph.py).
+    postprocess: str = "numpy"
     # Publish sign-binarised, bit-packed descriptors (Hamming matching).
     binary_descriptors: bool = False
     # CPU threads for the runtime (0 = runtime default).
@@ -104,6 +109,7 @@ class ExtractorConfig(Settings):
         one_of("runtime", self.runtime, RUNTIMES)
         one_of("device", self.device, DEVICES)
         one_of("precision", self.precision, PRECISIONS)
+        one_of("postprocess", self.postprocess, POSTPROCESS)
         for name in ("max_keypoints", "nms_radius", "border", "resize_width", "resize_height",
                      "num_threads"):
             if int(getattr(self, name)) < 0:
@@ -116,6 +122,9 @@ class ExtractorConfig(Settings):
         if not 0.0 <= self.score_threshold < float("inf"):
             raise ValueError("score_threshold must be >= 0 and finite (scores are "
                              f"probabilities or detector responses); got {self.score_threshold}")
+        if self.postprocess == "graph" and self.nms_radius < 1:
+            raise ValueError("postprocess graph needs nms_radius >= 1 (its NMS is a max-pool); "
+                             "use postprocess numpy for nms_radius 0")
         if self.nms_radius > MAX_NMS_RADIUS:
             raise ValueError(f"nms_radius must be <= {MAX_NMS_RADIUS} pixels; got "
                              f"{self.nms_radius}")

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -53,3 +54,32 @@ def test_flat_score_map_gives_no_keypoints():
     flat[30, 30] = 0.5
     kp, _ = detect_keypoints(flat, nms_radius=2, max_keypoints=100, subpixel=False)
     assert kp.tolist() == [[30, 30]]
+
+
+@pytest.mark.parametrize("radius, border, threshold, subpixel",
+                         [(2, 4, 0.0, True), (1, 0, 0.3, True), (3, 2, 0.0, False)])
+def test_the_detection_graph_finds_what_numpy_finds(radius, border, threshold, subpixel):
+    import onnxruntime as ort
+
+    from edgepoint_ros.detection import detect_keypoints, sample_descriptors
+    from edgepoint_ros.detection_graph import build_detection_graph
+    rng = np.random.default_rng(radius)
+    scores = cv2.GaussianBlur(rng.random((70, 90)).astype(np.float32), (0, 0), 1.2)
+    padded = np.zeros((1, 1, 96, 96), np.float32)   # network output padded to 32
+    padded[0, 0, :70, :90] = scores
+    descriptors = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
+    session = ort.InferenceSession(build_detection_graph(radius).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    keypoints, values, described = session.run(None, {
+        "scores": padded, "descriptors": descriptors, "size": np.array([70, 90]),
+        "k": np.array([50]), "threshold": np.array([threshold], np.float32),
+        "border": np.array([border]), "subpixel": np.array([float(subpixel)], np.float32)})
+    keep = values >= 0
+    expected, expected_scores = detect_keypoints(scores, nms_radius=radius,
+                                                 score_threshold=threshold, max_keypoints=50,
+                                                 border=border, subpixel=subpixel)
+    assert keep.sum() == len(expected) > 10
+    np.testing.assert_array_equal(values[keep], expected_scores)
+    np.testing.assert_allclose(keypoints[keep], expected, atol=1e-5)
+    np.testing.assert_allclose(described[keep], sample_descriptors(descriptors[0], expected, 8),
+                               atol=1e-5)

@@ -1,6 +1,7 @@
 """EdgePoint network: released-checkpoint parity, ONNX export agreement, safe loading."""
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -31,9 +32,9 @@ def test_released_checkpoint_reproduces_parity_fixture():
     np.testing.assert_allclose(descriptors.numpy(), ref["descriptor_map_raw"], atol=1e-4)
 
 
-def _random_net(seed=0):
+def _random_net(seed=0, config=None):
     torch.manual_seed(seed)
-    net = EdgePointNet()
+    net = EdgePointNet(config) if config is not None else EdgePointNet()
     for module in net.modules():  # non-trivial BN statistics
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.1, 0.1)
@@ -41,8 +42,38 @@ def _random_net(seed=0):
     return net.eval()
 
 
-def test_onnx_export_matches_pytorch(tmp_path):
-    net = _random_net()
+@pytest.mark.parametrize("size, parameters", [("tiny", 56876), ("small", 91312),
+                                              ("medium", 87337)])
+def test_every_size_has_the_medium_outputs(size, parameters):
+    from edgepoint_ros.config import EDGEPOINT_SIZES
+    from edgepoint_ros.models.edgepoint_net import SIZES, count_parameters, size_config, size_name
+    assert tuple(SIZES) == EDGEPOINT_SIZES  # config.py names the sizes the network defines
+    net = _random_net(config=size_config(size))
+    assert count_parameters(net) == parameters and size_name(net.config) == size
+    with torch.no_grad():
+        scores, descriptors = net.forward_export(torch.rand(2, 3, 96, 160))
+    assert scores.shape == (2, 1, 96, 160) and descriptors.shape == (2, 64, 12, 20)
+    assert 0 <= scores.min() and scores.max() <= 1
+    torch.testing.assert_close(descriptors.norm(dim=1), torch.ones(2, 12, 20))
+    with pytest.raises(ValueError, match="size must be one of"):
+        size_config("huge")
+
+
+def test_a_small_checkpoint_loads_as_small_and_not_as_medium(tmp_path):
+    from edgepoint_ros.models.edgepoint_net import save_checkpoint, size_config
+    net = _random_net(config=size_config("small"))
+    save_checkpoint(net, tmp_path / "small.pt")
+    assert load_weights(tmp_path / "small.pt").config == size_config("small")
+    # a released-format state_dict (no config) is read as the medium: mismatch named
+    torch.save(net.state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(ValueError, match="does not match the EdgePoint architecture"):
+        load_weights(tmp_path / "bare.pt")
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "medium"])
+def test_onnx_export_matches_pytorch(tmp_path, size):
+    from edgepoint_ros.models.edgepoint_net import size_config
+    net = _random_net(config=size_config(size))
     onnx_path = export_onnx(None, tmp_path / "ep.onnx", net=net)
     import onnxruntime as ort
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -133,6 +164,29 @@ def test_post_processing_changes_apply_without_rebuild(tmp_path, monkeypatch):
     assert model.reconfigure(replace(config, max_keypoints=50))
     assert len(model.extract(image)) == 50
     assert not model.reconfigure(replace(config, precision="int8"))  # needs a new session
+
+
+def test_detection_in_the_graph_gives_the_numpy_keypoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    from edgepoint_ros.config import ExtractorConfig
+    from edgepoint_ros.models import create_model
+    image = cv2.GaussianBlur(np.random.default_rng(3).integers(0, 255, (200, 260, 3), np.uint8),
+                             (0, 0), 2)
+    for levels in (1, 3):
+        settings = dict(model="edgepoint", runtime="onnxruntime", max_keypoints=300,
+                        pyramid_levels=levels)
+        numpy_path = create_model(ExtractorConfig(**settings)).extract(image)
+        graph_path = create_model(ExtractorConfig(postprocess="graph", **settings)).extract(image)
+        assert len(graph_path) == len(numpy_path) == 300
+        np.testing.assert_array_equal(np.sort(graph_path.scores), np.sort(numpy_path.scores))
+        order_a, order_b = (np.lexsort((f.keypoints[:, 0], -f.scores))
+                            for f in (numpy_path, graph_path))
+        np.testing.assert_allclose(graph_path.keypoints[order_b], numpy_path.keypoints[order_a],
+                                   atol=1e-3)
+        np.testing.assert_allclose(graph_path.descriptors[order_b],
+                                   numpy_path.descriptors[order_a], atol=1e-4)
+    with pytest.raises(ValueError, match="needs nms_radius >= 1"):
+        ExtractorConfig(postprocess="graph", nms_radius=0).validate()
 
 
 def test_binary_descriptors_are_packed_signs(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ The real training (hours) never runs here; these use a few opencv-doc photos
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 import re
 from pathlib import Path
 
@@ -137,6 +138,18 @@ def test_a_stopped_and_resumed_run_is_the_uninterrupted_run(tmp_path):
     assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
     assert rows_a[1]["val_ha3"] != ""  # validation ran at step 2
     assert all(float(r["peak_reprojection"]) > 0 for r in rows_a)
+
+
+def test_the_medium_teaches_a_small_student_map_for_map(tmp_path):
+    from edgepoint_ros.models.edgepoint_net import load_weights, size_config
+    cfg = replace(_tiny(tmp_path, 2), teacher="edgepoint", size="small", det_target="dense",
+                  w_peak_reprojection=0.0)
+    train(tmp_path / "small", cfg, progress=False)
+    rows = _log(tmp_path / "small")
+    assert all(float(r["desc_distill"]) > 0 and float(r["det_distill"]) > 0 for r in rows)
+    assert load_weights(tmp_path / "small" / "final.pt").config == size_config("small")
+    with pytest.raises(ValueError, match="size must be one of"):
+        train(tmp_path / "bad", replace(cfg, size="huge"), progress=False)
 
 
 def test_the_aliked_teacher_trains_the_detector_without_descriptor_distillation(tmp_path):

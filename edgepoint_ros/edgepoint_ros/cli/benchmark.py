@@ -29,6 +29,9 @@ OpenVINO right after ONNX Runtime here. Each configuration reports the median
 and 90th percentile over its runs, and its time relative to ORB at the same
 size.
 
+`--postprocess numpy,graph` adds rows with EdgePoint's detection run as
+ONNX operators on the network's runtime (`detection_graph.py`).
+
 Configurations: each EdgePoint size of `--edgepoint-sizes` on every runtime/device of the `auto` order
 (`runtimes/selection.py`) and the PyTorch reference, each in fp32, fp16 and
 int8, with fallback off, so one that cannot run here is listed as skipped with
@@ -61,7 +64,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import EDGEPOINT_SIZES, MAX_PYRAMID_LEVELS, ExtractorConfig
+from ..config import EDGEPOINT_SIZES, MAX_PYRAMID_LEVELS, POSTPROCESS, ExtractorConfig
 from ..paths import opencv_sample_data_dir
 from ..runtimes.base import RuntimeUnavailable, first_line
 from ..runtimes.calibration import is_benchmark_image
@@ -123,12 +126,13 @@ def benchmark_images(count: int = IMAGE_COUNT) -> list[np.ndarray]:
     return images
 
 
-def edgepoint_label(size: str, levels: int = 1) -> str:
+def edgepoint_label(size: str, levels: int = 1, postprocess: str = "numpy") -> str:
     """The benchmark's name for an EdgePoint configuration: edgepoint-SIZE for the
     shipped weights of a size, edgepoint for --edgepoint-weights (size ""),
-    -pyramidN appended for N pyramid levels."""
+    -pyramidN appended for N pyramid levels, -graph for detection in the graph."""
     return ("edgepoint" + (f"-{size}" if size else "")
-            + (f"-pyramid{levels}" if levels > 1 else ""))
+            + (f"-pyramid{levels}" if levels > 1 else "")
+            + ("-graph" if postprocess == "graph" else ""))
 
 
 def plan(args) -> list[Entry]:
@@ -142,15 +146,20 @@ def plan(args) -> list[Entry]:
         for size in [""] if args.edgepoint_weights else args.edgepoint_sizes.split(","):
             for runtime, device in (p for p in pairs if p[0] in runtimes):
                 for precision in args.precisions.split(","):
-                    entries.append(Entry(edgepoint_label(size), ExtractorConfig(
-                        model="edgepoint", model_size=size or "medium",
-                        weights=args.edgepoint_weights, runtime=runtime, device=device, precision=precision, **common)))
+                    for post in args.postprocess.split(","):
+                        if post == "graph" and runtime == "torch":
+                            continue    # the reference runtime runs no ONNX graph
+                        entries.append(Entry(edgepoint_label(size, 1, post), ExtractorConfig(
+                            model="edgepoint", model_size=size or "medium",
+                            weights=args.edgepoint_weights, runtime=runtime, device=device,
+                            precision=precision, postprocess=post, **common)))
             if args.pyramid_levels > 1:
                 for precision in [p for p in args.precisions.split(",") if p in ("fp32", "int8")]:
                     entries.append(Entry(edgepoint_label(size, args.pyramid_levels),
                                          ExtractorConfig(
                         model="edgepoint", model_size=size or "medium",
-                        weights=args.edgepoint_weights, precision=precision, pyramid_levels=args.pyramid_levels, **common)))
+                        weights=args.edgepoint_weights, precision=precision,
+                        pyramid_levels=args.pyramid_levels, **common)))
     for name in ("orb", "sift"):
         if name in methods:
             entries.append(Entry(name, ExtractorConfig(model=name, **common)))
@@ -374,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="EdgePoint runtimes (default %(default)s)")
     parser.add_argument("--edgepoint-sizes", default=",".join(EDGEPOINT_SIZES),
                         help="EdgePoint sizes (default %(default)s)")
+    parser.add_argument("--postprocess", default="numpy",
+                        help="EdgePoint detection: numpy and/or graph (default %(default)s)")
     parser.add_argument("--rate", type=float, default=30.0,
                         help="camera rate in Hz that paces the timed frames; 0 = back to "
                              "back (default %(default)s)")
@@ -398,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         for option, value, known in (("precisions", args.precisions, PRECISIONS),
                                      ("methods", args.methods, METHODS),
                                      ("runtimes", args.runtimes, RUNTIMES),
-                                     ("edgepoint-sizes", args.edgepoint_sizes, EDGEPOINT_SIZES)):
+                                     ("edgepoint-sizes", args.edgepoint_sizes, EDGEPOINT_SIZES),
+                                     ("postprocess", args.postprocess, POSTPROCESS)):
             unknown = set(value.split(",")) - set(known)
             if unknown:
                 raise ValueError(f"unknown {option} {sorted(unknown)}; known: {', '.join(known)}")

@@ -120,6 +120,7 @@ class EdgePointModel(FeatureModel):
     def __init__(self, config: ExtractorConfig):
         from ..runtimes import create_session
         self.config = config
+        self.detector = None
         self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         self.onnx_path = resolve_onnx(config.weights, config.model_size)
         self.session = create_session(str(self.onnx_path), config)
@@ -128,7 +129,22 @@ class EdgePointModel(FeatureModel):
             raise ValueError(f"{self.onnx_path} is not an EdgePoint model: inputs "
                              f"{self.session.input_names}, outputs {self.session.output_names}"
                              " (expected image -> scores, descriptors)")
+        if config.postprocess == "graph":
+            self.detector = self._open_detector(config)
 
+    def _open_detector(self, config: ExtractorConfig):
+        """The detection graph's session, on the runtime and device the network
+        really runs on, in fp32 (its outputs are positions and unit vectors)."""
+        from dataclasses import replace
+
+        from ..detection_graph import detection_graph_path
+        from ..runtimes import create_session
+        info = self.session.info()
+        runtime, device = info.get("runtime", "onnxruntime"), info.get("device", "cpu")
+        if runtime == "torch":       # the reference runtime runs no ONNX graph
+            runtime, device = "onnxruntime", "cuda" if device == "cuda" else "cpu"
+        return create_session(str(detection_graph_path(config.nms_radius, DESCRIPTOR_STRIDE)),
+                              replace(config, runtime=runtime, device=device, precision="fp32"))
     def runtime_info(self) -> dict:
         return self.session.info()
 
@@ -142,9 +158,58 @@ class EdgePointModel(FeatureModel):
                    if getattr(self.config, name) != value}
         if not changed <= set(self.LIVE_SETTINGS):
             return False
+        if config.postprocess == "graph" and "nms_radius" in changed:
+            return False    # one detection graph per radius
         self.config = config.validate()
         self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         return True
+
+    def _check_channels(self, outputs) -> None:
+        channels = outputs["descriptors"].shape[1]
+        if channels != self.descriptor_dim:  # right names, wrong network
+            raise ValueError(f"{self.onnx_path} is not an EdgePoint model: its descriptors "
+                             f"have {channels} channels, EdgePoint's have {self.descriptor_dim}")
+
+    def _extract_with_graph(self, bgr: np.ndarray, timings: dict) -> Features:
+        """extract() with detection in the detection graph: each level gives its
+        best max_keypoints, refined and described; the merge keeps the best of all."""
+        c = self.config
+        height, width = bgr.shape[:2]
+        parts = []
+        for lw, lh in self.level_sizes(width, height):
+            t0 = time.perf_counter()
+            level = bgr if (lw, lh) == (width, height) else cv2.resize(
+                bgr, (lw, lh), interpolation=cv2.INTER_AREA)
+            tensor = self.to_tensor(level)
+            t1 = time.perf_counter()
+            outputs = self.session.run({"image": tensor})
+            t2 = time.perf_counter()
+            self._check_channels(outputs)
+            found = self.detector.run({
+                "scores": outputs["scores"], "descriptors": outputs["descriptors"],
+                "size": np.array([lh, lw], np.int64),
+                "k": np.array([c.max_keypoints or lw * lh], np.int64),
+                "threshold": np.array([c.score_threshold], np.float32),
+                "border": np.array([c.border], np.int64),
+                "subpixel": np.array([1.0 if c.subpixel else 0.0], np.float32)})
+            keep = found["peak_scores"] >= 0          # -1: fewer candidates than k
+            points = found["keypoints"][keep]
+            if (lw, lh) != (width, height):   # level pixels -> original pixels (centres)
+                points = (points + 0.5) * np.array([width / lw, height / lh], np.float32) - 0.5
+            parts.append((points, found["peak_scores"][keep],
+                          found["keypoint_descriptors"][keep]))
+            timings["preprocess"] += (t1 - t0) * 1e3
+            timings["inference"] += (t2 - t1) * 1e3
+            timings["postprocess"] += (time.perf_counter() - t2) * 1e3
+        t0 = time.perf_counter()
+        keypoints, scores, descriptors = (np.concatenate(arrays) for arrays in zip(*parts))
+        order = np.argsort(-scores, kind="stable")
+        if c.max_keypoints:
+            order = order[:c.max_keypoints]
+        features = Features(keypoints[order], scores[order], descriptors[order],
+                            (width, height), "float32", self.descriptor_dim, timings)
+        timings["postprocess"] += (time.perf_counter() - t0) * 1e3
+        return apply_descriptor_setting(features, c.binary_descriptors)
 
     def level_sizes(self, width: int, height: int) -> list[tuple[int, int]]:
         """Network input sizes (width, height) of the pyramid levels for an
@@ -183,6 +248,8 @@ class EdgePointModel(FeatureModel):
         timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         bgr = as_bgr8(image)
         height, width = bgr.shape[:2]
+        if self.detector is not None:
+            return self._extract_with_graph(bgr, timings)
         levels: list[_Level] = []
         for lw, lh in self.level_sizes(width, height):
             t0 = time.perf_counter()
@@ -192,11 +259,7 @@ class EdgePointModel(FeatureModel):
             t1 = time.perf_counter()
             outputs = self.session.run({"image": tensor})
             t2 = time.perf_counter()
-            channels = outputs["descriptors"].shape[1]
-            if channels != self.descriptor_dim:  # right names, wrong network
-                raise ValueError(f"{self.onnx_path} is not an EdgePoint model: its descriptors "
-                                 f"have {channels} channels, EdgePoint's have "
-                                 f"{self.descriptor_dim}")
+            self._check_channels(outputs)
             score_map = outputs["scores"][0, 0, :lh, :lw]
             peaks = find_peaks(score_map, nms_radius=c.nms_radius,
                                score_threshold=c.score_threshold,

@@ -63,9 +63,9 @@ class EdgePointConfig:
 
 # The EdgePoint sizes the package ships (weights/edgepoint[-SIZE].pt/.onnx).
 SIZES = {
-    "medium": EdgePointConfig(),
-    "small": EdgePointConfig(c1=16, c2=16, c3=32, c4=64, stem_stride=4),
     "tiny": EdgePointConfig(c1=16, c2=16, c3=24, c4=48, reduced=12, stem_stride=4),
+    "small": EdgePointConfig(c1=16, c2=16, c3=32, c4=64, stem_stride=4),
+    "medium": EdgePointConfig(),
 }
 
 
