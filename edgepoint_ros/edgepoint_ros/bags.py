@@ -35,7 +35,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -251,10 +251,18 @@ class ProcessBagReport:
     calibrated_frames: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    frames_total: int = 0  # images of the topic to process (max_frames applied)
+    interrupted: str = ""  # why processing stopped early (e.g. "SIGINT"); "" when complete
 
     def summary(self) -> str:
         per = max(self.frames, 1)
-        return (f"{self.frames} frames from {self.image_topic} -> {self.output}: "
+        if self.interrupted and not Path(self.output).exists():
+            return (f"interrupted ({self.interrupted}) before the first frame: no output bag "
+                    f"was written ({self.output})")
+        stopped = (f"interrupted ({self.interrupted}) after {self.frames} of "
+                   f"{self.frames_total} frames; the output bag is complete and readable "
+                   f"with those: " if self.interrupted else "")
+        return (f"{stopped}{self.frames} frames from {self.image_topic} -> {self.output}: "
                 f"{self.keypoints / per:.0f} keypoints/frame, {self.matches / per:.0f} matches/frame, "
                 f"{self.inliers / per:.0f} inliers/frame, {self.tracked / per:.0f} tracked/frame, "
                 f"{self.calibrated_frames} frames normalised, "
@@ -267,11 +275,15 @@ def process_bag(input_path: Path | str, output_path: Path | str, *,
                 keypoints_topic: str = "/keypoints", matches_topic: str = "/matches",
                 storage: str = "sqlite3", max_frames: int = 0, session_id: int | None = None,
                 calibration_max_age_s: float = 1.0, progress: bool = True,
-                model=None) -> ProcessBagReport:
+                model=None, stop: Callable[[], str | None] | None = None) -> ProcessBagReport:
     """Extract, track and write Keypoints + Matches of every image of a bag.
 
     output_path must not exist (rosbag2 writes a directory). `model` overrides
-    the one `extractor` would build (e.g. to reuse a loaded model).
+    the one `extractor` would build (e.g. to reuse a loaded model). `stop`,
+    asked before each frame, ends the run early when it returns a reason (e.g.
+    "SIGINT"): the frames processed so far are in the output bag, which is
+    closed as usual (readable), and the report's `interrupted` says why; when
+    it returns one before the first frame, no output bag is written.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -296,7 +308,11 @@ def process_bag(input_path: Path | str, output_path: Path | str, *,
     model = model or create_model(extractor)
     track = Tracker(tracker or TrackerConfig())
     session_id = secrets.randbits(32) if session_id is None else int(session_id)
-    report = ProcessBagReport(str(input_path), str(output_path), topic)
+    report = ProcessBagReport(str(input_path), str(output_path), topic, frames_total=total)
+    stop = stop or (lambda: None)
+    report.interrupted = stop() or ""
+    if report.interrupted:  # before anything was written
+        return report
     warned = set()
     bar = _progress(total, progress)
     started = time.perf_counter()
@@ -304,8 +320,13 @@ def process_bag(input_path: Path | str, output_path: Path | str, *,
     with Writer(output_path, version=9, storage_plugin=plugin) as writer:
         kp_conn = writer.add_connection(keypoints_topic, KEYPOINTS_TYPE, typestore=typestore)
         match_conn = writer.add_connection(matches_topic, MATCHES_TYPE, typestore=typestore)
-        for frame in iter_bag_images(input_path, topic, camera_info_topic=camera_info_topic,
-                                     max_frames=max_frames, typestore=typestore):
+        frames = iter_bag_images(input_path, topic, camera_info_topic=camera_info_topic,
+                                 max_frames=max_frames, typestore=typestore)
+        for frame in frames:
+            report.interrupted = stop() or ""
+            if report.interrupted:
+                frames.close()  # closes the input bag
+                break
             features = model.extract(frame.image)
             camera = _camera_for(frame, features, camera_info_topic, calibration_max_age_s,
                                  report, warned)

@@ -29,8 +29,15 @@ class ShutdownSignals:
     def __init__(self, starting: bool = False):
         self.received: str | None = None
         self.starting = starting
-        for number in STOP_SIGNALS:
-            signal.signal(number, self._handle)
+        self._previous = {number: signal.signal(number, self._handle) for number in STOP_SIGNALS}
+
+    def restore(self) -> None:
+        """The handlers from before, for a caller that goes on (e.g. `main()`
+        called from a test), unless a signal came: then the process is
+        stopping and both stay ignored."""
+        if self.received is None:
+            for number, previous in self._previous.items():
+                signal.signal(number, previous)
 
     def _handle(self, number, frame) -> None:
         if self.received is not None:

@@ -21,12 +21,12 @@ It writes `<output>/summary.json`, `<output>/matches.png` (two consecutive
 frames side by side with a line per match) and the node logs in
 `<output>/logs/`. Every process is stopped at the end, on Ctrl-C, and when a
 node dies (the demo then fails naming the node and showing its last log lines).
+Ctrl-C or SIGTERM (once or more) stops the nodes cleanly and exits with 0.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -291,12 +291,15 @@ class Demo:
         cv2.imwrite(str(path), picture)
         return str(path)
 
-    def close(self) -> None:
-        # Upstream first, so nobody logs about a vanished peer.
-        for name in ("player", "extractor", "matcher"):
-            if name in self.processes:
-                self.processes[name].stop()
+    def close(self) -> dict[str, int]:
+        """Stop every node (SIGINT to all at once, SIGKILL after 5 s) and the
+        probe; returns each node's exit status."""
+        from ..ros.processes import stop_all
+        order = ("player", "extractor", "matcher")  # upstream first, as they are listed
+        statuses = stop_all(sorted(self.processes.values(),
+                                   key=lambda p: order.index(p.name) if p.name in order else 9))
         self.probe.close()
+        return statuses
 
 
 def format_summary(summary: dict) -> str:
@@ -342,36 +345,44 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def run_stoppable(label: str, make):
     """`make()` a runner of node processes (Demo, Soak), `run()` it and always
-    `close()` it. Ctrl-C and a plain `kill` both end it through the same clean
-    shutdown (also from a shell that ignores SIGINT for background jobs).
-    Returns (exit status, what run() returned or None)."""
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    `close()` it. Ctrl-C and a plain `kill` (SIGINT, SIGTERM) both end it
+    through the same clean shutdown (also from a shell that ignores SIGINT for
+    background jobs): the first raises KeyboardInterrupt, any later one is
+    ignored, so a second Ctrl-C cannot cut the nodes' shutdown short. An
+    interrupted run exits with status 0 when every node stopped cleanly.
+    Returns (exit status, what run() returned, or None when interrupted)."""
+    from ..shutdown import ShutdownSignals
+
+    signals = ShutdownSignals(starting=True)
     runner = None
+    status, result = 0, None
     try:
         runner = make()
-        return 0, runner.run()
+        result = runner.run()
     except KeyboardInterrupt:
-        print(f"\n[{label}] interrupted; stopping the nodes", file=sys.stderr)
-        return 130, None
+        print(f"\n[{label}] interrupted ({signals.received or 'KeyboardInterrupt'}); "
+              "stopping the nodes", file=sys.stderr, flush=True)
     except (DemoError, FileNotFoundError, ValueError) as exc:
         print(f"[{label}] FAILED: {exc}", file=sys.stderr)
-        return 1, None
+        status = 1
     finally:
+        signals.closing()
         if runner is not None:
-            runner.close()
+            statuses = runner.close()
+            print(f"[{label}] closed: nodes stopped ("
+                  + ", ".join(f"{name} exit {code}" for name, code in statuses.items()) + ")",
+                  file=sys.stderr, flush=True)
+            if result is None and status == 0 and any(statuses.values()):
+                status = 1  # interrupted, and a node did not stop cleanly
+    return status, result
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     status, summary = run_stoppable("demo", lambda: Demo(args))
-    if status:
+    if status or summary is None:
         return status
     print(format_summary(summary))
     print(f"[demo] summary written to {args.output / 'summary.json'}")

@@ -8,6 +8,11 @@ Every `ExtractorConfig` field (model, weights, runtime, max_keypoints, ...)
 and every `TrackerConfig` field (mutual, ratio, verification, reference,
 keyframe_*, ...) is an option of the same name with dashes. The input bag may
 be sqlite3 or MCAP; images may be sensor_msgs/Image or CompressedImage.
+
+Ctrl-C (SIGINT) or SIGTERM stops it after the frame being processed: the
+output bag is closed as usual and holds every frame processed so far (the
+last line says how many of how many), exit status 0; a second signal is
+ignored. Interrupted before the first frame, it writes no bag and says so.
 """
 from __future__ import annotations
 
@@ -70,6 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ..bags import process_bag
+    from ..shutdown import ShutdownSignals
+    signals = ShutdownSignals()  # a flag, read between frames: the bag is never cut mid-write
+
+    def stop() -> str | None:
+        if signals.received and not stopping:
+            stopping.append(signals.received)
+            print(f"\nprocess_bag: {signals.received}: stopping after the current frame; "
+                  f"closing {args.output}", file=sys.stderr, flush=True)
+        return signals.received
+
+    stopping: list[str] = []
     try:
         extractor = config_from_arguments(args, ExtractorConfig)
         tracker = config_from_arguments(args, TrackerConfig)
@@ -80,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                              matches_topic=args.matches_topic, storage=args.storage,
                              max_frames=args.max_frames,
                              calibration_max_age_s=args.calibration_max_age,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, stop=stop)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"process_bag: {exc}", file=sys.stderr)
         return 1
+    finally:
+        signals.restore()
     print(f"process_bag: {report.summary()}")
     return 0
 

@@ -29,7 +29,8 @@ minute, least squares) is reported too, to judge longer runs.
 Writes `<output>/soak.json` (settings, per-minute rows, memory samples and
 verdict) and `<output>/soak.png` (latency percentiles and RSS over time), node
 logs in `<output>/logs/`. Exit status 0 when the memory bound held, no node
-died and Keypoints and Matches flowed; 1 otherwise.
+died and Keypoints and Matches flowed; 1 otherwise. Ctrl-C or SIGTERM stops
+the nodes cleanly and exits with 0 without a report.
 
 This is a separate command, not part of the test suite (it runs for minutes).
 """
@@ -411,7 +412,7 @@ def write_plot(report: dict, keypoints: ArrivalLog, path: Path, window_s: float 
 def main(argv=None) -> int:
     args = parse_args(argv)
     status, report = run_stoppable("soak", lambda: Soak(args))
-    if status:
+    if status or report is None:  # failed, or interrupted (Ctrl-C): no report
         return status
     print(format_report(report))
     print(f"[soak] report written to {args.output / 'soak.json'} and {report['plot']}")
