@@ -6,31 +6,71 @@
 The player publishes a real video (config/player.yaml; default opencv-doc's
 vtest.avi) as a 640x480, 30 Hz camera on `image`; edgepoint.launch.py starts
 the extractor and matcher on it; RViz shows keypoints/debug_image and
-matches/debug_image (config/edgepoint.rviz). Without `ros2 launch` (e.g. a
-PyPI-only ROS install), `scripts/demo.sh` starts the same executables with the
-same parameter files and prints a summary.
+matches/debug_image (config/edgepoint.rviz). Without RViz installed (no
+`rviz2` package) it says so in one WARN line before anything starts and runs
+the rest without it; `rviz:=false` leaves RViz out on purpose. Without
+`ros2 launch` (e.g. a PyPI-only ROS install), `scripts/demo.sh` starts the
+same executables with the same parameter files and prints a summary.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
-from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "edgepoint_ros"
+TRUE = ("true", "1", "yes", "on")
 
 
-def _player(context):
-    config = FindPackageShare(PACKAGE).perform(context) + "/config/"
+def _rviz_installed() -> bool:
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+    try:
+        get_package_prefix("rviz2")
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _rviz(context):
+    """RViz when asked for and installed; else one line saying why not.
+    Runs first, so nothing has started when RViz turns out to be missing."""
+    if LaunchConfiguration("rviz").perform(context).strip().lower() not in TRUE:
+        return []
+    if not _rviz_installed():
+        import launch.logging
+        launch.logging.get_logger("demo.launch.py").warning(
+            "RViz is not installed (no package 'rviz2' on AMENT_PREFIX_PATH): running the "
+            "demo without it; install rviz2 (e.g. ros-<distro>-rviz2) to see "
+            "keypoints/debug_image and matches/debug_image, or pass rviz:=false")
+        return []
+    share = FindPackageShare(PACKAGE).perform(context)
+    return [Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
+                 arguments=["-d", share + "/config/edgepoint.rviz"])]
+
+
+def _pipeline(context):
+    """Player + edgepoint.launch.py on `image`. Included from here (not
+    statically) so that `--show-args` lists only what has an effect in the
+    demo: the pipeline's image, camera_info, namespace and image_transport
+    are fixed by the player."""
+    share = FindPackageShare(PACKAGE).perform(context)
     source = LaunchConfiguration("source").perform(context)
     overrides = {"source": source} if source else {}
-    return [Node(package=PACKAGE, executable="player", name="player", output="screen",
-                 parameters=[config + "player.yaml", *([overrides] if overrides else [])])]
+    player = Node(package=PACKAGE, executable="player", name="player", output="screen",
+                  parameters=[share + "/config/player.yaml",
+                              *([overrides] if overrides else [])])
+    arguments = {"image": "image", "camera_info": "", "namespace": "", "image_transport": "",
+                 "model": LaunchConfiguration("model").perform(context),
+                 "device": LaunchConfiguration("device").perform(context),
+                 "params_file": LaunchConfiguration("params_file").perform(context)}
+    pipeline = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(share + "/launch/edgepoint.launch.py"),
+        launch_arguments=arguments.items())
+    return [player, pipeline]
 
 
 def generate_launch_description():
-    share = FindPackageShare(PACKAGE)
     return LaunchDescription([
         DeclareLaunchArgument("source", default_value="",
                               description="video file or image directory "
@@ -38,14 +78,15 @@ def generate_launch_description():
         DeclareLaunchArgument("model", default_value="",
                               description="edgepoint | xfeat | orb | sift "
                                           "(default: extractor.yaml)"),
-        DeclareLaunchArgument("device", default_value="", description="inference device"),
-        DeclareLaunchArgument("rviz", default_value="true", description="start RViz"),
-        OpaqueFunction(function=_player),
-        IncludeLaunchDescription(
-            PythonLaunchDescriptionSource([share, "/launch/edgepoint.launch.py"]),
-            launch_arguments={"image": "image", "model": LaunchConfiguration("model"),
-                              "device": LaunchConfiguration("device")}.items()),
-        Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
-             arguments=["-d", [share, "/config/edgepoint.rviz"]],
-             condition=IfCondition(LaunchConfiguration("rviz"))),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto | cpu | cuda | tensorrt | gpu | npu "
+                                          "(default: extractor.yaml)"),
+        DeclareLaunchArgument("params_file", default_value="",
+                              description="extra parameter YAML for the extractor and "
+                                          "matcher, applied after config/*.yaml"),
+        DeclareLaunchArgument("rviz", default_value="true",
+                              description="start RViz (when installed; without it the demo "
+                                          "runs and says so)"),
+        OpaqueFunction(function=_rviz),
+        OpaqueFunction(function=_pipeline),
     ])

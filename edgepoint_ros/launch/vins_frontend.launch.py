@@ -11,7 +11,9 @@ matcher's `feature` (sensor_msgs/PointCloud, VINS-Fusion's feature-tracker
 layout) is remapped to `feature_topic` (default /feature_tracker/feature,
 what vins_estimator subscribes to); run vins_estimator without its own
 feature_tracker. CameraInfo is required (`camera_info`, default: next to the
-image topic); without a usable one the matcher warns and publishes no features.
+image topic); without a usable one (none, K = 0, stale, another image size)
+the matcher logs a WARN saying that `feature_topic` is not published, and
+publishes no features until one arrives (then an INFO line says so).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
