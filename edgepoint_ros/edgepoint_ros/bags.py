@@ -13,7 +13,7 @@ edgepoint_msgs. The .msg files are found next to the package source
 on AMENT_PREFIX_PATH.
 
 `process_bag` reads `sensor_msgs/Image` or `CompressedImage` from one topic
-(decoded by `ros.conversions`, the same code the extractor node uses),
+(decoded by `conversions`, the same code the extractor node uses),
 extracts features with any model (`models.create_model`), tracks them
 (`tracking.Tracker`) and writes, per image:
 
@@ -112,7 +112,7 @@ def iter_bag_images(path: Path | str, topic: str | None = None, *,
     """
     from rosbags.highlevel import AnyReader
 
-    from .ros.conversions import compressed_msg_to_array, image_msg_to_array
+    from .conversions import compressed_msg_to_array, image_msg_to_array
 
     path = Path(path)
     if not path.exists():

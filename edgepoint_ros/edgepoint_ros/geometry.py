@@ -73,6 +73,13 @@ class Verification:
         return VERIFICATION_CODES[self.method]
 
 
+def apply_homography(points, homography: np.ndarray) -> np.ndarray:
+    """(N, 2) points mapped by a 3x3 homography (float64)."""
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    mapped = np.c_[points, np.ones(len(points))] @ np.asarray(homography, np.float64).T
+    return mapped[:, :2] / mapped[:, 2:3]
+
+
 def verify_matches(points_ref: np.ndarray, points_cur: np.ndarray, *,
                    method: str = "fundamental", threshold_px: float = 1.0,
                    confidence: float = 0.999, max_iters: int = 2000) -> Verification:

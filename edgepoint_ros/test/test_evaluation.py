@@ -10,6 +10,7 @@ from edgepoint_ros.cli import evaluate as evaluate_cli
 from edgepoint_ros.config import ExtractorConfig
 from edgepoint_ros.evaluation import homography as hom
 from edgepoint_ros.features import Features
+from edgepoint_ros.geometry import apply_homography
 from edgepoint_ros.models import create_model
 from edgepoint_ros.paths import opencv_sample_data_dir
 
@@ -24,7 +25,7 @@ def test_corner_error_is_zero_for_the_truth_and_the_shift_otherwise():
     assert hom.corner_error(None, np.eye(3), 640, 480) == float("inf")
     corners = hom.image_corners(640, 480)
     assert corners.tolist() == [[0, 0], [639, 0], [0, 479], [639, 479]]
-    np.testing.assert_allclose(hom.warp_points(H_SHIFT, corners), corners + [3, -4])
+    np.testing.assert_allclose(apply_homography(corners, H_SHIFT), corners + [3, -4])
 
 
 def synthetic_pair(n_true=300, n_wrong=100, seed=0):
@@ -32,7 +33,7 @@ def synthetic_pair(n_true=300, n_wrong=100, seed=0):
     plus `n_wrong` matches to positions 20-60 px away from the truth."""
     rng = np.random.default_rng(seed)
     pts_a = rng.uniform(20, 600, (n_true + n_wrong, 2))
-    pts_b = hom.warp_points(H_MILD, pts_a)
+    pts_b = apply_homography(pts_a, H_MILD)
     offsets = rng.uniform(20, 60, (n_wrong, 2)) * rng.choice([-1, 1], (n_wrong, 2))
     pts_b[n_true:] += offsets
     desc = rng.standard_normal((len(pts_a), 32)).astype(np.float32)

@@ -40,7 +40,7 @@ from std_msgs.msg import Header
 
 import ros_harness as harness
 from edgepoint_ros.features import Features
-from edgepoint_ros.ros.conversions import (MessageError, check_header, compressed_image_size,
+from edgepoint_ros.conversions import (MessageError, check_header, compressed_image_size,
                                            compressed_msg_to_array,
                                            features_to_keypoints_msg, image_msg_to_array)
 from edgepoint_ros.ros.diagnostics import ThrottledLog

@@ -14,7 +14,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from edgepoint_ros.features import Features
-from edgepoint_ros.ros.conversions import (MessageError, compressed_image_msg,
+from edgepoint_ros.conversions import (MessageError, compressed_image_msg,
                                            compressed_msg_to_array, features_to_keypoints_msg,
                                            image_msg, image_msg_to_array,
                                            keypoints_msg_to_features)

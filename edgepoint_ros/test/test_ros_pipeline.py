@@ -24,7 +24,7 @@ from std_msgs.msg import Header
 import ros_harness as harness
 from edgepoint_ros.config import ExtractorConfig
 from edgepoint_ros.features import Features
-from edgepoint_ros.ros.conversions import features_to_keypoints_msg
+from edgepoint_ros.conversions import features_to_keypoints_msg
 from edgepoint_ros.ros.qos import OUTPUT_QOS, qos_profile
 
 FAST = {"diagnostics_period": 0.2}

@@ -213,8 +213,11 @@ def test_torch_reference_agrees_with_the_onnx_runtimes(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
     from edgepoint_ros.models.edgepoint_net import export_onnx
     onnx_path = str(export_onnx(SHIPPED, tmp_path / "edgepoint.onnx"))
+    from edgepoint_ros.models.edgepoint import torch_network
     config = dict(model="edgepoint", weights=str(SHIPPED), fallback=False)
-    torch_session = create_session(onnx_path, ExtractorConfig(runtime="torch", **config))
+    torch_config = ExtractorConfig(runtime="torch", **config)
+    torch_session = create_session(onnx_path, torch_config,
+                                   torch_network=lambda: torch_network(torch_config))
     info = torch_session.info()
     assert (info["runtime"], info["device"], info["precision"]) == ("torch", "cpu", "fp32")
     image = tiny_input(64, 96, seed=5)
@@ -227,10 +230,12 @@ def test_torch_reference_agrees_with_the_onnx_runtimes(tmp_path, monkeypatch):
 
 
 def test_torch_runtime_refuses_what_it_cannot_do(tiny):
+    from edgepoint_ros.models.edgepoint import torch_network
     with pytest.raises(RuntimeUnavailable, match="no int8"):
-        create_session(tiny, ExtractorConfig(model="edgepoint", runtime="torch",
-                                             precision="int8", fallback=False))
-    with pytest.raises(ValueError, match="no network for model 'orb'"):
+        config = ExtractorConfig(model="edgepoint", runtime="torch", precision="int8",
+                                 fallback=False)
+        create_session(tiny, config, torch_network=lambda: torch_network(config))
+    with pytest.raises(ValueError, match="no network for model .orb."):
         create_session(tiny, ExtractorConfig(model="orb", runtime="torch"))
 
 

@@ -206,7 +206,7 @@ class Demo:
 
     # ---- results -------------------------------------------------------------
     def summarise(self, frames, keypoints, matches, diagnostics, images) -> dict:
-        from ..ros.conversions import stamp_to_ns
+        from ..conversions import stamp_to_ns
         from ..ros.diagnostics import status_values
 
         def final(name: str) -> dict:
@@ -258,7 +258,7 @@ class Demo:
         """matches.png from the Matches with most matches whose two frames we hold."""
         import cv2
 
-        from ..ros.conversions import image_msg_to_array, stamp_to_ns
+        from ..conversions import image_msg_to_array, stamp_to_ns
         from ..ros.visualization import draw_side_by_side
 
         images = {stamp_to_ns(m.header.stamp): m for m in image_msgs}

@@ -153,7 +153,7 @@ class Soak(Demo):
         from diagnostic_msgs.msg import DiagnosticArray
         from edgepoint_msgs.msg import Keypoints, Matches
 
-        from ..ros.conversions import stamp_to_ns
+        from ..conversions import stamp_to_ns
         from ..ros.diagnostics import status_values
         from ..ros.qos import OUTPUT_QOS
 

@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from ..features import Features
+from ..geometry import apply_homography
 from ..matching import match_features
 
 MHA_THRESHOLDS = (1, 3, 5)
@@ -130,13 +131,6 @@ def load_oxford_pairs(root: str | Path, sequences: Iterable[str] | None = None,
     return pairs
 
 
-def warp_points(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply a 3x3 homography to (N, 2) points."""
-    points = np.asarray(points, np.float64).reshape(-1, 2)
-    mapped = np.c_[points, np.ones(len(points))] @ np.asarray(homography, np.float64).T
-    return mapped[:, :2] / mapped[:, 2:3]
-
-
 def image_corners(width: int, height: int) -> np.ndarray:
     return np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]],
                     np.float64)
@@ -148,7 +142,7 @@ def corner_error(estimated: np.ndarray | None, ground_truth: np.ndarray,
     if estimated is None:
         return float("inf")
     corners = image_corners(width, height)
-    error = np.linalg.norm(warp_points(estimated, corners) - warp_points(ground_truth, corners),
+    error = np.linalg.norm(apply_homography(corners, estimated) - apply_homography(corners, ground_truth),
                            axis=1).mean()
     return float(error) if np.isfinite(error) else float("inf")
 
@@ -156,7 +150,7 @@ def corner_error(estimated: np.ndarray | None, ground_truth: np.ndarray,
 def reprojection_errors(points_a: np.ndarray, points_b: np.ndarray,
                         homography: np.ndarray) -> np.ndarray:
     """|H(x_a) - x_b| per match."""
-    return np.linalg.norm(warp_points(homography, points_a) - points_b, axis=1)
+    return np.linalg.norm(apply_homography(points_a, homography) - points_b, axis=1)
 
 
 def estimate_homography(points_a: np.ndarray, points_b: np.ndarray

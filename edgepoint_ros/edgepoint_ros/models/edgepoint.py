@@ -112,6 +112,18 @@ def resolve_onnx(weights: str, size: str = "medium") -> Path:
     return onnx_path
 
 
+def torch_network(config: ExtractorConfig):
+    """The network as a PyTorch module computing what the ONNX graph computes
+    (for the torch reference runtime): (module, input names, output names)."""
+    from .edgepoint_net import ExportWrapper, load_weights
+    weights = config.weights
+    if weights and Path(weights).suffix == ".onnx":
+        raise ValueError("runtime 'torch' needs PyTorch weights (.pt/.pth); "
+                         f"{Path(weights).name} is an ONNX file")
+    net = load_weights(weights or default_checkpoint(config.model_size))
+    return ExportWrapper(net).eval(), ["image"], ["scores", "descriptors"]
+
+
 class EdgePointModel(FeatureModel):
     name = "edgepoint"
     descriptor_dim = 64
@@ -123,7 +135,8 @@ class EdgePointModel(FeatureModel):
         self.detector = None
         self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         self.onnx_path = resolve_onnx(config.weights, config.model_size)
-        self.session = create_session(str(self.onnx_path), config)
+        self.session = create_session(str(self.onnx_path), config,
+                                      torch_network=lambda: torch_network(config))
         missing = {"image"} - set(self.session.input_names)
         if missing or not {"scores", "descriptors"} <= set(self.session.output_names):
             raise ValueError(f"{self.onnx_path} is not an EdgePoint model: inputs "

@@ -207,7 +207,10 @@ def save_checkpoint(net: EdgePointNet, path: str | Path, **metadata) -> None:
     torch.save({"model": state, "config": asdict(net.config), **metadata}, path)
 
 
-class _ExportWrapper(nn.Module):
+class ExportWrapper(nn.Module):
+    """The network with `forward_export` as its forward: what the ONNX graph
+    computes (exported, and run by the torch reference runtime)."""
+
     def __init__(self, net: EdgePointNet):
         super().__init__()
         self.net = net
@@ -220,12 +223,11 @@ def export_onnx(weights: str | Path | None, out_path: str | Path, opset: int = 1
                 net: EdgePointNet | None = None) -> Path:
     """Export to ONNX: input `image` (N,3,H,W) float32 RGB [0,1], H and W
     dynamic multiples of 32; outputs `scores` (N,1,H,W) probabilities and
-    `descriptors` (N,dim,H/8,W/8) unit-length. `weights=None` uses the weights
-    shipped with the package."""
+    `descriptors` (N,dim,H/8,W/8) unit-length. Exports `net`, or the network
+    loaded from `weights`."""
     if net is None:
         if weights is None:
-            from .edgepoint import default_checkpoint
-            weights = default_checkpoint()
+            raise ValueError("export_onnx needs weights (a checkpoint path) or a network")
         net = load_weights(weights)
     # The legacy TorchScript exporter modifies the module it traces (seen with
     # torch 2.13: the caller's network gave different outputs afterwards), so
@@ -236,7 +238,7 @@ def export_onnx(weights: str | Path | None, out_path: str | Path, opset: int = 1
     dummy = torch.zeros(1, 3, 480, 640)
     with torch.no_grad():
         torch.onnx.export(
-            _ExportWrapper(net), (dummy,), str(out_path), opset_version=opset,
+            ExportWrapper(net), (dummy,), str(out_path), opset_version=opset,
             input_names=["image"], output_names=["scores", "descriptors"],
             dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                           "scores": {0: "batch", 2: "height", 3: "width"},

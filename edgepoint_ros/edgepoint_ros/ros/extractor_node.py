@@ -63,7 +63,7 @@ from ..models import create_model
 from ..runtimes.base import RuntimeFallbackWarning
 from . import parameters
 from .calibration import CameraInfoListener
-from .conversions import (check_header, compressed_msg_to_array, features_to_keypoints_msg,
+from ..conversions import (check_header, compressed_msg_to_array, features_to_keypoints_msg,
                           image_msg, image_msg_to_array, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker

@@ -70,7 +70,7 @@ from ..features import Features
 from ..tracking import Tracker, TrackerConfig, TrackResult
 from . import parameters
 from .calibration import MISSING_GRACE_S, CameraInfoListener
-from .conversions import (MessageError, image_msg, image_msg_to_array,
+from ..conversions import (MessageError, image_msg, image_msg_to_array,
                           keypoints_msg_to_features, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker

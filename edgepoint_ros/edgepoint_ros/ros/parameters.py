@@ -23,7 +23,7 @@ from .. import config as config_module
 from ..config import ExtractorConfig
 from ..geometry import VERIFICATION_METHODS
 from ..tracking import REFERENCE_MODES, TrackerConfig
-from .conversions import MAX_IMAGE_PIXELS
+from ..conversions import MAX_IMAGE_PIXELS
 from .qos import PROFILE_NAMES
 
 

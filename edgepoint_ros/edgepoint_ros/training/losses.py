@@ -55,7 +55,7 @@ def sample_map(feature_map: torch.Tensor, points: torch.Tensor, image_wh: tuple[
     return out[..., 0].transpose(1, 2)
 
 
-def warp_points(points: torch.Tensor, homographies: torch.Tensor) -> torch.Tensor:
+def apply_homographies(points: torch.Tensor, homographies: torch.Tensor) -> torch.Tensor:
     """(B,N,2) through (B,3,3)."""
     ones = torch.ones_like(points[..., :1])
     projected = torch.cat([points, ones], dim=-1) @ homographies.transpose(1, 2)
@@ -98,7 +98,7 @@ def warp_map(values: torch.Tensor, h_ab: torch.Tensor, mask_a, mask_b):
                             torch.arange(width, device=values.device, dtype=torch.float32),
                             indexing="ij")
     grid_a = torch.stack([xs, ys], -1).view(1, -1, 2).expand(batch, -1, -1)
-    grid_b = warp_points(grid_a, h_ab)
+    grid_b = apply_homographies(grid_a, h_ab)
     valid = (point_is_valid(grid_a, mask_a) & point_is_valid(grid_b, mask_b)).float()
     warped = F.grid_sample(values, normalized_grid(grid_b, width, height).view(batch, height, width, 2),
                            mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -119,7 +119,7 @@ def fuse_teacher_scores(scores_a, scores_b, h_ab, mask_a, mask_b):
 def correspondences(desc_a, desc_b, points_a, h_ab, mask_a, mask_b, image_wh):
     """Points of A, their true positions in B (B,N,2), whether both lie on
     real content (B,N), and the student's unit descriptors at them (B,N,D)."""
-    points_b = warp_points(points_a, h_ab)
+    points_b = apply_homographies(points_a, h_ab)
     valid = point_is_valid(points_a, mask_a) & point_is_valid(points_b, mask_b)
     da = F.normalize(sample_map(desc_a, points_a, image_wh), dim=-1)
     db = F.normalize(sample_map(desc_b, points_b, image_wh), dim=-1)
@@ -241,7 +241,7 @@ def peak_reprojection(logits_a, logits_b, h_ab, mask_a, mask_b, k: int = 256,
                                                 (prob_b, prob_a, torch.linalg.inv(h_ab), mask_b, mask_a)):
         centres = _peaks(prob_src, k, radius)
         refined, dispersion = _soft_argmax_at(prob_src, centres, radius, temperature)
-        carried = warp_points(refined, h)
+        carried = apply_homographies(refined, h)
         anchor = carried.detach().round().long()
         inside = ((anchor[..., 0] > radius) & (anchor[..., 0] < width - radius - 1)
                   & (anchor[..., 1] > radius) & (anchor[..., 1] < height - radius - 1))

@@ -299,7 +299,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
             points = torch.stack(kp_points)
             if taught.describe is not None and cfg.w_desc_distill > 0:
                 t_desc_a, t_desc_b = taught.describe(
-                    torch.cat([points, losses.warp_points(points, h_ab)])).chunk(2)
+                    torch.cat([points, losses.apply_homographies(points, h_ab)])).chunk(2)
                 terms["desc_distill"] = losses.similarity_distill(
                     desc_a, desc_b, t_desc_a, t_desc_b, points, h_ab, mask_a, mask_b, (size, size))
         terms["contrastive"], match_acc = losses.descriptor_contrastive(

@@ -34,7 +34,7 @@ import sys
 import numpy as np
 from rosbags.image import image as rosbags_image
 
-from ..features import Features
+from .features import Features
 
 # Encodings the extractor accepts, grouped by what the model gets.
 PASS_THROUGH_ENCODINGS = ("mono8", "mono16", "bgr8", "bgra8", "bgr16", "bgra16", "32FC1")
