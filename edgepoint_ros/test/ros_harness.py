@@ -220,7 +220,8 @@ def wait_for_diagnostics(recording, node_name: str, condition, timeout: float = 
 
 
 # ---- the real `ros2 launch` ------------------------------------------------------
-ROS2_LAUNCH_SOURCE = REPO_ROOT.parent / "shared" / "tools" / "ros2-launch"
+ROS2_LAUNCH_SOURCE = Path(os.environ.get("EDGEPOINT_ROS2_LAUNCH_SOURCE")
+                          or REPO_ROOT.parent / "shared" / "tools" / "ros2-launch")
 ROS2_LAUNCH_PREFIX = Path(os.environ.get("EDGEPOINT_ROS2_LAUNCH_PREFIX")
                           or REPO_ROOT / ".ros2-launch")
 _launch_environment: dict[str, str] | None = None

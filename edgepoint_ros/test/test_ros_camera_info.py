@@ -120,7 +120,11 @@ def test_missing_camera_info_is_warned_once_and_keypoints_are_not_normalised(cam
     cam.states("missing")
     values = cam.diagnostics_of("matcher", lambda v: True)
     assert int(values["vins_frames_without_calibration"]) >= 3
-    assert len(cam.features) == 0  # no VINS output without calibration
+    assert len(cam.features) == 0  # no VINS output without calibration, and a WARN saying so
+    assert cam.matcher.wait_for_log("no usable CameraInfo on /cam/camera_info (calibration "
+                                    "missing): /cam/feature (VINS features) is not published "
+                                    "until a calibrated CameraInfo for 640x480 arrives", 5.0)
+    assert cam.matcher.log().count("(VINS features) is not published") == 1
 
 
 @pytest.mark.parametrize("calibration", [PLUMB_BOB, EQUIDISTANT],
@@ -128,6 +132,7 @@ def test_missing_camera_info_is_warned_once_and_keypoints_are_not_normalised(cam
 def test_camera_info_gives_undistorted_normalised_coordinates(cam, calibration):
     camera = CameraModel.from_fields(**calibration)
     keypoints, tracked = cam.send(calibration)
+    assert cam.matcher.wait_for_log("publishing VINS features on /cam/feature", 5.0)
     for msg in (keypoints, tracked):
         assert len(msg.x_normalized) == len(msg.x) > 100
         np.testing.assert_allclose(harness.normalized_xy(msg), camera.normalize(harness.xy(msg)),
