@@ -171,7 +171,11 @@ class Demo:
         player.wait_for_log("first frame published", args.startup_timeout)
         record_images_at = time.monotonic() + max(0.0, args.duration - 3.0)
         next_report = time.monotonic() + 2.0
+        # CPU time each process spends while frames flow: where the 2 cores go
+        self.cpu_start = self._cpu_seconds()
+        self.cpu_last = dict(self.cpu_start)
         while player.alive():
+            self.cpu_last.update(self._cpu_seconds())
             self.check_alive(["extractor", "matcher"], "while the demo ran")
             if images is None and time.monotonic() >= record_images_at:
                 images = self.probe.record(Image, "image", qos_profile("sensor_data"),
@@ -184,6 +188,7 @@ class Demo:
         if player.returncode != 0:
             self.check_alive(["player"], "while publishing")
         self._drain(keypoints)
+        self.cpu_last.update(self._cpu_seconds())
         finished_at = time.time_ns()
         # One more status from each node, sent after the last frame was handled.
         for name in ("/extractor", "/matcher"):
@@ -193,6 +198,14 @@ class Demo:
         self.check_alive(["extractor", "matcher"], "at the end of the demo")
         return self.summarise(frames, keypoints, matches, diagnostics,
                               images.snapshot() if images is not None else [])
+
+    def _cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) so far of each running node process and
+        of this process (the probe that receives Keypoints and Matches)."""
+        seconds = {name: process.cpu_seconds() for name, process in self.processes.items()}
+        seconds = {name: value for name, value in seconds.items() if value is not None}
+        seconds["demo (probe)"] = time.process_time()
+        return seconds
 
     @staticmethod
     def _drain(keypoints, quiet_s: float = 1.0, limit_s: float = 10.0) -> None:
@@ -248,6 +261,8 @@ class Demo:
                 [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(m_msgs, m_arrivals)]),
             "extractor_processing_ms_mean": (float(extractor["processing_ms_mean"])
                                              if "processing_ms_mean" in extractor else None),
+            "cpu_ms_per_frame": {name: round(1e3 * (self.cpu_last[name] - self.cpu_start.get(
+                name, 0.0)) / max(1, frames), 2) for name in self.cpu_last},
             "domain_id": self.domain_id,
         }
         summary["matches_picture"] = self.draw_matches(kp_msgs, m_msgs, images)
@@ -337,6 +352,8 @@ def format_summary(summary: dict) -> str:
         ("extractor time per frame (mean)",
          "n/a" if summary["extractor_processing_ms_mean"] is None
          else f"{summary['extractor_processing_ms_mean']:.1f} ms"),
+        ("CPU ms per frame (both cores)", ", ".join(
+            f"{name} {ms:.1f}" for name, ms in summary.get("cpu_ms_per_frame", {}).items())),
         ("picture of matches", summary["matches_picture"] or "none (no frame pair at hand)"),
     ]
     width = max(len(label) for label, _ in rows)

@@ -231,10 +231,13 @@ class MatcherNode(Node):
                               f"frame(s) before sequence {frame.sequence} were not tracked "
                               f"(skipped here or never received)")
 
-        set_tracks(msg, result.track_ids, result.track_ages)
-        if result.normalized is not None:
-            set_normalized(msg, result.normalized)
-        self._tracked_publisher.publish(msg)
+        # keypoints/tracked repeats the whole Keypoints message (descriptors
+        # included): serialised only for a subscriber
+        if self._tracked_publisher.get_subscription_count():
+            set_tracks(msg, result.track_ids, result.track_ages)
+            if result.normalized is not None:
+                set_normalized(msg, result.normalized)
+            self._tracked_publisher.publish(msg)
         has_reference = result.reference_tag is not None
         if has_reference:
             self._matches_publisher.publish(self._matches_msg(frame, result))
