@@ -100,3 +100,17 @@ def test_runs_as_a_module(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "box.npz").is_file()
+
+
+def test_prepare_models_builds_what_a_configuration_needs(tmp_path, monkeypatch, capsys):
+    from edgepoint_ros.cli import prepare_models
+    monkeypatch.setenv("EDGEPOINT_ROS_CACHE", str(tmp_path / "cache"))
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    model: edgepoint\n    runtime: openvino\n"
+                      "    precision: int8\n    qos: reliable\n")
+    assert prepare_models.main(["--params-file", str(params)]) == 0
+    out = capsys.readouterr().out
+    assert "ready on openvino/cpu/int8" in out
+    assert list((tmp_path / "cache" / "models").glob("*ov-int8*/model.xml"))  # cached IR
+    assert prepare_models.main(["--set", "max_keypoint=5"]) == 1
+    assert "unknown extractor setting" in capsys.readouterr().err
