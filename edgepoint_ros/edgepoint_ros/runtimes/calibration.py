@@ -4,8 +4,9 @@ Static INT8 quantization needs a few dozen representative inputs to choose
 the activation ranges. They come from what this machine has without a
 network connection:
 
-* frames of the videos in Debian's ``opencv-doc`` (vtest.avi: a street,
-  tree.avi, Megamind.avi), sampled evenly through each video;
+* frames of two of the videos in Debian's ``opencv-doc`` (vtest.avi: a
+  street, Megamind.avi), sampled evenly through each video; not tree.avi,
+  the real video that quality is reported on and nothing is fitted to;
 * the natural images of ``opencv-doc``;
 * the photos of ``mate-backgrounds`` (/usr/share/backgrounds/mate/nature).
 
@@ -31,8 +32,8 @@ from ..paths import opencv_sample_data_dir
 
 CALIBRATION_SIZE = (640, 480)  # width, height
 DEFAULT_COUNT = 64
-VIDEOS = ("vtest.avi", "tree.avi", "Megamind.avi")
-FRAMES_PER_VIDEO = 8
+VIDEOS = ("vtest.avi", "Megamind.avi")
+FRAMES_PER_VIDEO = 12
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Oxford affine benchmark images (or frames of its sequences) shipped by opencv-doc.
 BENCHMARK_NAME_PREFIXES = ("graf", "leuven", "bikes", "boat", "img")

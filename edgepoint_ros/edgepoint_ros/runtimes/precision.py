@@ -58,7 +58,7 @@ from .calibration import DEFAULT_COUNT, as_network_input, calibration_images
 
 LOG = logging.getLogger(__name__)
 # Bump when a recipe changes, so stale cached files are not reused.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 VARIANT_FILES = {"ort-fp16": "model.onnx", "ort-int8": "model.onnx", "trt-int8": "model.onnx",
                  "ov-fp16": "model.xml", "ov-int8": "model.xml"}
 HEAD_STOP_TYPES = {"Conv", "ConvTranspose", "MatMul", "Gemm",  # ONNX
