@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import EDGEPOINT_SIZES
+
 import numpy as np
 
 DEFAULT_OUTPUT = Path("artifacts/demo")
@@ -49,9 +51,14 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, output: Path, writes
                         help="video file or image directory (default: opencv-doc vtest.avi)")
     parser.add_argument("--model", default="",
                         help="override the extractor's model (default: config/extractor.yaml)")
+    parser.add_argument("--model-size", default="", choices=("", *EDGEPOINT_SIZES),
+                        help="override the extractor's EdgePoint size")
+    parser.add_argument("--weights", default="", help="override the extractor's weights file")
     parser.add_argument("--device", default="", help="override the extractor's device")
     parser.add_argument("--precision", default="", choices=("", "fp32", "fp16", "int8"),
                         help="override the extractor's precision")
+    parser.add_argument("--threads", type=int, default=-1,
+                        help="override the extractor's num_threads (0 = runtime default)")
     parser.add_argument("--output", type=Path, default=output,
                         help=f"directory for {writes} ({output})")
     parser.add_argument("--domain-id", type=int, default=0,
@@ -63,8 +70,12 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, output: Path, writes
 def extractor_overrides(args) -> dict:
     """The extractor parameters the command line overrides (config/extractor.yaml
     gives the rest)."""
-    return {key: value for key, value in (("model", args.model), ("device", args.device),
-                                          ("precision", args.precision)) if value}
+    overrides = {key: value for key, value in (
+        ("model", args.model), ("model_size", args.model_size), ("weights", args.weights),
+        ("device", args.device), ("precision", args.precision)) if value}
+    if args.threads >= 0:
+        overrides["num_threads"] = args.threads
+    return overrides
 
 
 def check_pipeline_arguments(parser: argparse.ArgumentParser, args) -> None:

@@ -242,15 +242,17 @@ class EdgePointModel(FeatureModel):
 
     @staticmethod
     def to_tensor(bgr: np.ndarray) -> np.ndarray:
-        """BGR image -> (1,3,H32,W32) RGB float32 [0,1], zero-padded to multiples of 32."""
+        """BGR image -> (1,3,H32,W32) RGB float32 [0,1], zero-padded to multiples of 32.
+
+        One pass: the channel-reversed planes are scaled straight into the
+        network's buffer (the same float32 products as converting, then
+        scaling; no intermediate RGB or float copies of the frame)."""
         h, w = bgr.shape[:2]
-        ph = -h % INPUT_MULTIPLE
-        pw = -w % INPUT_MULTIPLE
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if ph or pw:
-            rgb = cv2.copyMakeBorder(rgb, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
-        tensor = rgb.astype(np.float32).transpose(2, 0, 1)[None] * (1.0 / 255.0)
-        return np.ascontiguousarray(tensor)
+        ph, pw = -h % INPUT_MULTIPLE, -w % INPUT_MULTIPLE
+        tensor = (np.zeros if ph or pw else np.empty)((1, 3, h + ph, w + pw), np.float32)
+        np.multiply(bgr.transpose(2, 0, 1)[::-1], np.float32(1.0 / 255.0),
+                    out=tensor[0, :, :h, :w])
+        return tensor
 
     def extract(self, image: np.ndarray) -> Features:
         """Keypoints of every pyramid level (one level unless pyramid_levels > 1),
