@@ -136,7 +136,8 @@ class EdgePointModel(FeatureModel):
         self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         self.onnx_path = resolve_onnx(config.weights, config.model_size)
         self.session = create_session(str(self.onnx_path), config,
-                                      torch_network=lambda: torch_network(config))
+                                      torch_network=lambda: torch_network(config),
+                                      bgr8_input=True)
         missing = {"image"} - set(self.session.input_names)
         if missing or not {"scores", "descriptors"} <= set(self.session.output_names):
             raise ValueError(f"{self.onnx_path} is not an EdgePoint model: inputs "
@@ -193,7 +194,7 @@ class EdgePointModel(FeatureModel):
             t0 = time.perf_counter()
             level = bgr if (lw, lh) == (width, height) else cv2.resize(
                 bgr, (lw, lh), interpolation=cv2.INTER_AREA)
-            tensor = self.to_tensor(level)
+            tensor = self.network_input(level)
             t1 = time.perf_counter()
             outputs = self.session.run({"image": tensor})
             t2 = time.perf_counter()
@@ -254,6 +255,18 @@ class EdgePointModel(FeatureModel):
                     out=tensor[0, :, :h, :w])
         return tensor
 
+    def network_input(self, bgr: np.ndarray) -> np.ndarray:
+        """What the session's `image` takes: the frame itself when the runtime
+        converts it (uint8 BGR (1, H32, W32, 3), `session.takes_bgr8`), else
+        `to_tensor`'s float RGB."""
+        if not self.session.takes_bgr8:
+            return self.to_tensor(bgr)
+        h, w = bgr.shape[:2]
+        ph, pw = -h % INPUT_MULTIPLE, -w % INPUT_MULTIPLE
+        if ph or pw:
+            bgr = cv2.copyMakeBorder(bgr, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+        return np.ascontiguousarray(bgr)[None]
+
     def extract(self, image: np.ndarray) -> Features:
         """Keypoints of every pyramid level (one level unless pyramid_levels > 1),
         mapped to original-image pixels, merged and cut to the max_keypoints
@@ -270,7 +283,7 @@ class EdgePointModel(FeatureModel):
             t0 = time.perf_counter()
             level = bgr if (lw, lh) == (width, height) else cv2.resize(
                 bgr, (lw, lh), interpolation=cv2.INTER_AREA)
-            tensor = self.to_tensor(level)
+            tensor = self.network_input(level)
             t1 = time.perf_counter()
             outputs = self.session.run({"image": tensor})
             t2 = time.perf_counter()

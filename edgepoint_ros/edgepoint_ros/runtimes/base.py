@@ -36,6 +36,10 @@ class InferenceSession(ABC):
     runtime: str = ""
     # Set by the selection when this session runs instead of what was asked.
     fallback_reason: str = ""
+    # True when the session was asked for (`bgr8_input`) and can take the
+    # frame itself, (1, H, W, 3) uint8 BGR, as its `image` input, converting it
+    # to the network's float RGB inside the runtime (OpenVINO).
+    takes_bgr8: bool = False
 
     @abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -92,7 +92,8 @@ class OpenVinoSession(InferenceSession):
     runtime = "openvino"
 
     def __init__(self, model_path: str, device: str = "cpu", precision: str = "fp32",
-                 num_threads: int = 0, nominal_size: tuple[int, int] | None = None):
+                 num_threads: int = 0, nominal_size: tuple[int, int] | None = None,
+                 bgr8_input: bool = False):
         if device not in DEVICE_NAMES:
             raise ValueError(f"OpenVINO device must be one of {', '.join(DEVICES)}; "
                              f"got {device!r}")
@@ -116,6 +117,7 @@ class OpenVinoSession(InferenceSession):
         self._properties = compile_properties(device, precision, num_threads)
         self._inputs = [port.get_any_name() for port in self._model.inputs]
         self._outputs = [port.get_any_name() for port in self._model.outputs]
+        self.takes_bgr8 = bgr8_input and self._is_rgb_image_input()
         self._dynamic = any(port.get_partial_shape().is_dynamic for port in self._model.inputs)
         self._compiled: OrderedDict[tuple, tuple] = OrderedDict()
         first_shapes = self._nominal_shapes(nominal_size) if self._dynamic else None
@@ -130,6 +132,32 @@ class OpenVinoSession(InferenceSession):
         self._check_precision()
 
     # -- compiling ---------------------------------------------------------
+    def _is_rgb_image_input(self) -> bool:
+        """One float input `image` of shape (N, 3, H, W): what `bgr8_input` converts."""
+        if self._inputs != ["image"]:
+            return False
+        port = self._model.inputs[0]
+        partial = port.get_partial_shape()
+        return (partial.rank.is_static and partial.rank.get_length() == 4
+                and partial[1].is_static and partial[1].get_length() == 3
+                and port.get_element_type().is_real())
+
+    def _with_bgr8_input(self, model):
+        """The model taking (N, H, W, 3) uint8 BGR frames: OpenVINO's own
+        pre-processing (element type, layout, channel order, 1/255 scale)
+        compiled into the network, instead of a float32 RGB copy of every
+        frame made in numpy (about 1.3 ms of a 640x480 frame here)."""
+        from openvino import Layout, Type
+        from openvino.preprocess import ColorFormat, PrePostProcessor
+        ppp = PrePostProcessor(model)
+        image = ppp.input("image")
+        image.tensor().set_element_type(Type.u8).set_layout(Layout("NHWC")) \
+            .set_color_format(ColorFormat.BGR)
+        image.preprocess().convert_element_type(Type.f32).convert_color(ColorFormat.RGB) \
+            .scale(255.0)
+        image.model().set_layout(Layout("NCHW"))
+        return ppp.build()
+
     def _nominal_shapes(self, nominal_size) -> dict[str, list[int]] | None:
         height, width = nominal_size or (NOMINAL_HEIGHT, NOMINAL_WIDTH)
         shapes = {}
@@ -146,13 +174,16 @@ class OpenVinoSession(InferenceSession):
             self._compiled.move_to_end(key)
             return self._compiled[key]
         model = self._model
-        if shapes:
+        if shapes or self.takes_bgr8:
             model = self._model.clone()
+        if shapes:
             try:
                 model.reshape(shapes)
             except Exception as exc:
                 raise ValueError(f"{self._model_path} cannot take input shapes {shapes}: "
                                  f"{first_line(exc, 200)}") from exc
+        if self.takes_bgr8:
+            model = self._with_bgr8_input(model)
         try:
             compiled = core().compile_model(model, DEVICE_NAMES[self._device], self._properties)
         except Exception as exc:
@@ -197,6 +228,8 @@ class OpenVinoSession(InferenceSession):
         compiled, request = self._last
         if self._dynamic:
             shapes = {name: list(np.shape(value)) for name, value in inputs.items()}
+            if self.takes_bgr8:     # frames come NHWC; the network's shapes are NCHW
+                shapes = {name: [n, c, h, w] for name, (n, h, w, c) in shapes.items()}
             compiled, request = self._last = self._compile(shapes)
         # The input arrays are read in place (no copy); the outputs are copied
         # because the request reuses its output buffers on the next run.
