@@ -112,7 +112,7 @@ def iter_bag_images(path: Path | str, topic: str | None = None, *,
     """
     from rosbags.highlevel import AnyReader
 
-    from .conversions import compressed_msg_to_array, image_msg_to_array
+    from .conversions import compressed_msg_to_array, image_msg_to_array, stamp_to_ns
 
     path = Path(path)
     if not path.exists():
@@ -138,9 +138,8 @@ def iter_bag_images(path: Path | str, topic: str | None = None, *,
                 image = compressed_msg_to_array(msg)
             else:
                 image = image_msg_to_array(msg)
-            stamp = msg.header.stamp
-            yield BagImage(index, int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
-                           int(log_time), str(msg.header.frame_id), image, camera_info)
+            yield BagImage(index, stamp_to_ns(msg.header.stamp), int(log_time),
+                           str(msg.header.frame_id), image, camera_info)
             index += 1
             if max_frames and index >= max_frames:
                 return
@@ -203,34 +202,14 @@ def keypoints_message(typestore, features, result: TrackResult | None, *, stamp_
         y_normalized=empty_f if normalized is None else np.ascontiguousarray(normalized[:, 1]))
 
 
-def matches_fields(result: TrackResult, *, session_id: int, reference_sequence: int,
-                   current_sequence: int, current_num_keypoints: int) -> dict:
-    """The edgepoint_msgs/Matches fields (all but header; reference_stamp as
-    `reference_stamp_ns`) of a tracked frame against its reference, as ints
-    and numpy arrays. One mapping for the bag writer and the matcher node."""
-    return {
-        "reference_stamp_ns": int(result.reference_stamp_ns),
-        "session_id": int(session_id),
-        "reference_sequence": int(reference_sequence),
-        "current_sequence": int(current_sequence),
-        "reference_num_keypoints": int(result.reference_num_keypoints),
-        "current_num_keypoints": int(current_num_keypoints),
-        "reference_indices": result.reference_indices.astype(np.uint32),
-        "current_indices": result.current_indices.astype(np.uint32),
-        "distances": result.distances.astype(np.float32),
-        "verification": result.verification.code,
-        "inliers": result.message_inliers().astype(bool),
-    }
-
-
 def matches_message(typestore, result: TrackResult, *, stamp_ns: int, frame_id: str,
                     session_id: int, current_sequence: int, current_num_keypoints: int):
     """edgepoint_msgs/Matches (rosbags class) of a tracked frame against its
     reference; `result.reference_tag` must be the reference's Keypoints sequence."""
-    values = matches_fields(result, session_id=session_id,
-                            reference_sequence=int(result.reference_tag),
-                            current_sequence=current_sequence,
-                            current_num_keypoints=current_num_keypoints)
+    values = result.matches_fields(session_id=session_id,
+                                   reference_sequence=int(result.reference_tag),
+                                   current_sequence=current_sequence,
+                                   current_num_keypoints=current_num_keypoints)
     reference_stamp = _time(typestore, values.pop("reference_stamp_ns"))
     return typestore.types[MATCHES_TYPE](header=_header(typestore, stamp_ns, frame_id),
                                          reference_stamp=reference_stamp, **values)

@@ -109,10 +109,9 @@ class CameraModel:
     @classmethod
     def from_camera_info(cls, msg) -> "CameraModel":
         """From a sensor_msgs/CameraInfo (rclpy or rosbags message)."""
-        stamp = msg.header.stamp
+        from .conversions import stamp_to_ns
         return cls.from_fields(msg.width, msg.height, msg.distortion_model, msg.d, msg.k,
-                               msg.r, msg.p, stamp_ns=int(stamp.sec) * 1_000_000_000
-                               + int(stamp.nanosec))
+                               msg.r, msg.p, stamp_ns=stamp_to_ns(msg.header.stamp))
 
     @property
     def fx(self) -> float:

@@ -19,6 +19,10 @@ nanoseconds >= 10^9) is an error; an unset stamp (0) or an empty frame_id is
 legal but useless downstream (no capture time, no optical frame), so it is
 returned as a warning and the frame is still processed.
 
+Matches: `matches_fields` is the one mapping from matching results to the
+fields of edgepoint_msgs/Matches, used by the matcher and stereo nodes and the
+bag writer.
+
 Keypoints: `features_to_keypoints_msg` / `keypoints_msg_to_features` follow the
 layout documented in edgepoint_msgs/msg/Keypoints.msg (row-major descriptors;
 binary descriptors packed MSB first, numpy.packbits order).
@@ -52,6 +56,8 @@ class MessageError(ValueError):
 
 
 def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time (sec, nanosec; rclpy, rosbags or any object
+    with those fields) -> integer nanoseconds. The one conversion the package uses."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
@@ -311,3 +317,28 @@ def keypoints_msg_to_features(msg) -> Features:
         raise MessageError("Keypoints descriptors contain NaN or infinite values")
     return Features(np.stack([x, y], axis=1), scores, data.reshape(n, cols),
                     (int(msg.image_width), int(msg.image_height)), kind, dim)
+
+
+def matches_fields(*, reference_stamp_ns: int, session_id: int, reference_sequence: int,
+                   current_sequence: int, reference_num_keypoints: int,
+                   current_num_keypoints: int, reference_indices, current_indices,
+                   distances, verification) -> dict:
+    """The edgepoint_msgs/Matches fields (all but header; reference_stamp as
+    `reference_stamp_ns`), as ints and numpy arrays. `verification` is a
+    `geometry.Verification`; Matches.inliers stays empty when its method is
+    "none" (every match accepted, nothing verified)."""
+    inliers = (np.zeros(0, bool) if verification.method == "none"
+               else np.asarray(verification.inliers, bool))
+    return {
+        "reference_stamp_ns": int(reference_stamp_ns),
+        "session_id": int(session_id),
+        "reference_sequence": int(reference_sequence),
+        "current_sequence": int(current_sequence),
+        "reference_num_keypoints": int(reference_num_keypoints),
+        "current_num_keypoints": int(current_num_keypoints),
+        "reference_indices": np.asarray(reference_indices).astype(np.uint32),
+        "current_indices": np.asarray(current_indices).astype(np.uint32),
+        "distances": np.asarray(distances).astype(np.float32),
+        "verification": int(verification.code),
+        "inliers": inliers,
+    }

@@ -38,11 +38,16 @@ Thread safety: `add` may be called from several threads (e.g. one
 subscription callback per camera in a multi-threaded executor). The state is
 guarded by a lock; the set and drop callbacks run after the lock is released,
 in the calling thread.
+
+`StampedBuffer` keeps the last few messages of one stream for a consumer
+that looks one up by stamp, waiting a little for it when it is late (the
+matcher's debug image waits for the camera frame its keypoints came from).
 """
 from __future__ import annotations
 
 import bisect
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -68,11 +73,6 @@ class SyncStats:
 
     def dropped_total(self, stream: int) -> int:
         return sum(counts[stream] for counts in self.dropped.values())
-
-
-def stamp_to_ns(stamp) -> int:
-    """builtin_interfaces/Time (sec, nanosec) -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 class ApproximateTimeSynchronizer:
@@ -198,3 +198,35 @@ class ApproximateTimeSynchronizer:
         if self._callback is not None:
             for synced in sets:
                 self._callback(*synced.messages)
+
+
+class StampedBuffer:
+    """The last `size` items of a stream with their stamps; `find` may be
+    called from another thread than `add` and waits for a late item."""
+
+    def __init__(self, size: int):
+        self._items: deque = deque(maxlen=int(size))
+        self._arrived = threading.Condition()
+
+    def add(self, stamp_ns: int, item: Any) -> None:
+        with self._arrived:
+            self._items.append((int(stamp_ns), item))
+            self._arrived.notify_all()
+
+    def clear(self) -> None:
+        with self._arrived:
+            self._items.clear()
+
+    def find(self, stamp_ns: int, wait_s: float = 0.0) -> Any:
+        """The newest item stamped `stamp_ns`, waiting up to `wait_s` seconds
+        for it to arrive; None when it does not."""
+        def newest():
+            return next((item for stamp, item in reversed(self._items) if stamp == stamp_ns),
+                        None)
+
+        with self._arrived:
+            item = newest()
+            if item is None and wait_s > 0:
+                self._arrived.wait_for(lambda: newest() is not None, wait_s)
+                item = newest()
+        return item

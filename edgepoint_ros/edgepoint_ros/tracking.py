@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from .config import Settings
+from .conversions import matches_fields
 from .features import Features
 from .geometry import VERIFICATION_METHODS, Verification, verify_matches
 from .matching import match_descriptors
@@ -171,6 +172,18 @@ class TrackResult:
             return np.zeros(0, bool)
         return self.verification.inliers
 
+    def matches_fields(self, *, session_id: int, reference_sequence: int,
+                       current_sequence: int, current_num_keypoints: int) -> dict:
+        """The edgepoint_msgs/Matches fields of this frame against its reference
+        (`conversions.matches_fields`); only for a frame that has a reference."""
+        return matches_fields(
+            reference_stamp_ns=self.reference_stamp_ns, session_id=session_id,
+            reference_sequence=reference_sequence, current_sequence=current_sequence,
+            reference_num_keypoints=self.reference_num_keypoints,
+            current_num_keypoints=current_num_keypoints,
+            reference_indices=self.reference_indices, current_indices=self.current_indices,
+            distances=self.distances, verification=self.verification)
+
 
 @dataclass
 class _Frame:
@@ -244,9 +257,8 @@ class Tracker:
         verification = Verification(self.config.verification, np.zeros(0, bool), None)
 
         if reference is not None:
-            ref_idx, cur_idx, distances = self._match(reference.features, features)
-            verification = self._verify(reference.features.keypoints[ref_idx],
-                                        features.keypoints[cur_idx], camera)
+            ref_idx, cur_idx, distances, verification = match_frames(
+                reference.features, features, self.config, camera, camera)
             accepted = verification.inliers
             inherit_ref, inherit_cur = _unique_by_reference(
                 ref_idx[accepted], cur_idx[accepted], distances[accepted])
@@ -282,27 +294,6 @@ class Tracker:
 
     # -- steps ---------------------------------------------------------------
 
-    def _match(self, reference: Features, current: Features):
-        """(reference indices, current indices, distances), sorted by current index.
-
-        Each current keypoint looks for its nearest neighbour in the reference
-        frame (the ratio test, when on, applies to that search)."""
-        cfg = self.config
-        cur_idx, ref_idx, distances = match_descriptors(
-            current.descriptors, reference.descriptors,
-            descriptor_type=current.descriptor_type, mutual=cfg.mutual, ratio=cfg.ratio,
-            max_distance=cfg.max_distance if cfg.max_distance > 0 else None)
-        return ref_idx, cur_idx, distances
-
-    def _verify(self, ref_points: np.ndarray, cur_points: np.ndarray, camera) -> Verification:
-        cfg = self.config
-        if camera is not None and cfg.verification != "none" and len(ref_points):
-            ref_points = camera.undistort_pixels(ref_points)
-            cur_points = camera.undistort_pixels(cur_points)
-        return verify_matches(ref_points, cur_points, method=cfg.verification,
-                              threshold_px=cfg.ransac_threshold_px,
-                              confidence=cfg.ransac_confidence, max_iters=cfg.ransac_max_iters)
-
     def _velocities(self, track_ids: np.ndarray, normalized: np.ndarray, stamp_ns: int,
                     camera) -> np.ndarray:
         previous = self._previous
@@ -324,6 +315,34 @@ class Tracker:
         return (accepted < cfg.keyframe_min_inliers
                 or tracked_ratio < cfg.keyframe_min_tracked_ratio
                 or too_old)
+
+
+def match_frames(reference: Features, current: Features, config: TrackerConfig,
+                 reference_camera=None, current_camera=None):
+    """Matches of `current` against `reference` with the matching and
+    verification settings of `config`: (reference indices, current indices,
+    distances, Verification), sorted by current index.
+
+    Each current keypoint looks for its nearest neighbour in the reference
+    frame (ratio test, distance limit and mutual check as in `config`); RANSAC
+    then flags the matches that agree with one geometry, on undistorted pixels
+    when both cameras (`CameraModel`s; the same one for a mono stream) are
+    given. The tracker and stereo pair matching both match this way."""
+    cur_idx, ref_idx, distances = match_descriptors(
+        current.descriptors, reference.descriptors,
+        descriptor_type=current.descriptor_type, mutual=config.mutual, ratio=config.ratio,
+        max_distance=config.max_distance if config.max_distance > 0 else None)
+    ref_points = reference.keypoints[ref_idx]
+    cur_points = current.keypoints[cur_idx]
+    if (reference_camera is not None and current_camera is not None
+            and config.verification != "none" and len(ref_points)):
+        ref_points = reference_camera.undistort_pixels(ref_points)
+        cur_points = current_camera.undistort_pixels(cur_points)
+    verification = verify_matches(ref_points, cur_points, method=config.verification,
+                                  threshold_px=config.ransac_threshold_px,
+                                  confidence=config.ransac_confidence,
+                                  max_iters=config.ransac_max_iters)
+    return ref_idx, cur_idx, distances, verification
 
 
 def velocities_by_id(track_ids: np.ndarray, normalized: np.ndarray, stamp_ns: int,

@@ -18,7 +18,7 @@ from edgepoint_ros.conversions import (MessageError, compressed_image_msg,
                                            compressed_msg_to_array, features_to_keypoints_msg,
                                            image_msg, image_msg_to_array,
                                            keypoints_msg_to_features)
-from edgepoint_ros.ros.matcher_node import KeypointFrame, TrackingFrontEnd
+from edgepoint_ros.frontend import KeypointFrame, TrackingFrontEnd
 from edgepoint_ros.ros.newest_frame import NewestFrameWorker
 
 RNG = np.random.default_rng(7)

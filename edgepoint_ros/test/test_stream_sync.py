@@ -4,7 +4,8 @@ import threading
 import numpy as np
 import pytest
 
-from edgepoint_ros.stream_sync import ApproximateTimeSynchronizer, stamp_to_ns
+from edgepoint_ros.conversions import stamp_to_ns
+from edgepoint_ros.stream_sync import ApproximateTimeSynchronizer
 
 MS = 1_000_000
 PERIOD = 33 * MS

@@ -38,78 +38,58 @@ or an output (a subscriber asking for transient-local keypoints) is warned
 about and counted as incompatible_qos: no message flows on such a pair.
 
 Parameters can change at run time (`ros2 param set`). Each change is validated
-through ExtractorConfig (a bad value is rejected with the reason). Threshold
-changes go to the running model when it takes them live
-(`FeatureModel.reconfigure`); any other change (model, weights, runtime,
-device, precision...) builds a new model in the parameter callback and runs
-it on a frame of the last input size (at least once, whatever warmup_runs
-says), so a build or a first frame that fails is rejected with its reason
-and the old model keeps running. The same trial run at start-up makes a model
-that cannot process a frame stop the node with its reason.
+through ExtractorConfig (a bad value is rejected with the reason). The running
+model is asked first (`FeatureModel.reconfigure`: it says whether it takes the
+change live, e.g. EdgePoint's thresholds, resize and pyramid settings); any
+other change (model, weights, runtime, device, precision...) builds a new
+model in the parameter callback and runs it on a frame of the last input size
+(at least once, whatever warmup_runs says), so a build or a first frame that
+fails is rejected with its reason and the old model keeps running. The same
+trial run at start-up makes a model that cannot process a frame stop the node
+with its reason. QoS events, the parameter skeleton, the model build and
+/diagnostics are node_base.py's.
 """
 from __future__ import annotations
 
 import secrets
 import threading
 import time
-import warnings
-
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.node import Node
 
 from ..config import ExtractorConfig
-from ..models import create_model
-from ..runtimes.base import RuntimeFallbackWarning
-from . import parameters
-from .calibration import CameraInfoListener
 from ..conversions import (check_header, compressed_msg_to_array, features_to_keypoints_msg,
-                          image_msg, image_msg_to_array, stamp_to_ns)
-from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
-from .newest_frame import NewestFrameWorker
+                           image_msg, image_msg_to_array, stamp_to_ns)
+from . import parameters
+from .node_base import TRIAL_FRAME_SIZE, FrameNode
 from .node_main import run
-from .qos import OUTPUT_QOS, describe, qos_profile
+from .qos import describe, qos_profile
 from .track_messages import set_normalized
 from .visualization import draw_keypoints
 
-# Settings a built model may take without being rebuilt (FeatureModel.reconfigure
-# says whether it did); any other change builds a new model.
-LIVE_SETTINGS = frozenset({"max_keypoints", "score_threshold", "nms_radius", "border",
-                           "subpixel", "binary_descriptors"})
-TRIAL_FRAME_SIZE = (640, 480)  # the frame a new model is tried on before any image arrived
 FRAME_ID_SHOWN = 64  # characters of a frame_id quoted in a log line
 
 
-class ExtractorNode(Node):
+class ExtractorNode(FrameNode):
     DEFAULT_NAME = "extractor"
+    PARAMETERS = parameters.EXTRACTOR_PARAMETERS
 
     def __init__(self, **kwargs):
-        super().__init__(self.DEFAULT_NAME, **kwargs)
-        self._values = parameters.declare(self, parameters.EXTRACTOR_PARAMETERS)
+        super().__init__(**kwargs)
         self._config = parameters.extractor_config(self._values)
         self._model_lock = threading.Lock()
         self._last_frame_size = TRIAL_FRAME_SIZE
         self._last_frame_time: float | None = None
         self._transport = self._values["image_transport"]
         self._image_topic = "image" if self._transport == "raw" else "image/compressed"
-        self._image_publishers = {self._image_topic: 0}
-        self._model = self._build_model(self._config)
+        self._model = self._build_model(self._config, self._last_frame_size)
         self._runtime = self._model.runtime_info()
-
         self._session_id = secrets.randbits(32)
         self._sequence = 0
-        self._stats = FrameStatistics()
-        self._log_error = ThrottledLog(self.get_logger(), "error")
-        self._log_warning = ThrottledLog(self.get_logger(), "warning")
 
         from edgepoint_msgs.msg import Keypoints
         from sensor_msgs.msg import CompressedImage, Image
 
-        self._keypoints_publisher = self.create_publisher(
-            Keypoints, "keypoints", OUTPUT_QOS, event_callbacks=self._publisher_events("keypoints"))
-        self._debug_publisher = self.create_publisher(
-            Image, "keypoints/debug_image", OUTPUT_QOS,
-            event_callbacks=self._publisher_events("keypoints/debug_image"))
+        self._keypoints_publisher = self._output(Keypoints, "keypoints")
+        self._debug_publisher = self._output(Image, "keypoints/debug_image")
         input_qos = qos_profile(self._values["qos"])
         # One transport only (image_transport); `kind` is what _process decodes.
         image_type, kind = ((Image, "image") if self._transport == "raw"
@@ -117,44 +97,13 @@ class ExtractorNode(Node):
         self.create_subscription(image_type, self._image_topic,
                                  lambda msg: self._on_message(msg, kind), input_qos,
                                  event_callbacks=self._subscription_events(self._image_topic))
-        self._calibration = CameraInfoListener(self, "camera_info",
-                                               self._values["calibration_max_age"])
-        self._diagnostics = DiagnosticsPublisher(self, self._values["diagnostics_period"],
-                                                 self._diagnostic_status, self._hardware_id)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
-        self._worker = NewestFrameWorker("extractor-worker", self._process,
-                                         lambda: self._stats.count("frames_skipped"),
-                                         self._on_error)
+        self._calibration = self._camera_info("camera_info")
+        self._diagnostics = self._start_diagnostics()
+        self._start_worker("extractor-worker", self._process)
         self.get_logger().info(
             f"ready: model {self._config.model}, runtime {self._runtime}, input QoS "
             f"{describe(input_qos)}, session {self._session_id}; subscribed to "
             f"{self.resolve_topic_name(self._image_topic)} ({self._transport})")
-
-    # ---- model -------------------------------------------------------------
-    def _build_model(self, config: ExtractorConfig):
-        """A new model, tried on frames of the last input size; ValueError (or
-        the model's own error) naming the problem when it cannot serve."""
-        started = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeFallbackWarning)
-            model = create_model(config)
-        for warning in caught:  # the runtime could not run as asked: say so in the ROS log
-            self.get_logger().warning(str(warning.message))
-        width, height = self._last_frame_size
-        try:
-            model.warmup(width, height, runs=max(1, self._values["warmup_runs"]))
-        except Exception as exc:
-            raise ValueError(f"model {config.model} was built but cannot process a "
-                             f"{width}x{height} frame: {exc}") from exc
-        self.get_logger().info(
-            f"model {config.model} built in {time.perf_counter() - started:.2f} s; "
-            f"runs on {model.runtime_info()}")
-        return model
-
-    def _hardware_id(self) -> str:
-        info = self._runtime
-        return f"{info.get('runtime', '?')}/{info.get('device', '?')}"
 
     # ---- input -------------------------------------------------------------
     def _on_message(self, msg, kind: str) -> None:
@@ -162,43 +111,6 @@ class ExtractorNode(Node):
         self._last_frame_time = time.monotonic()
         self._worker.submit((msg, kind))
 
-    def _subscription_events(self, topic: str) -> SubscriptionEventCallbacks:
-        def lost(info):
-            self._stats.count("messages_lost", info.total_count_change)
-            self._log_warning(f"DDS lost {info.total_count_change} message(s) on "
-                              f"{topic} before they reached this node "
-                              f"({info.total_count} in total)")
-
-        def matched(info):
-            self._image_publishers[topic] = info.current_count
-            change = info.current_count_change
-            if change:
-                what = "connected" if change > 0 else "went away"
-                self.get_logger().info(f"{abs(change)} publisher(s) on {topic} {what}; "
-                                       f"{info.current_count} now")
-
-        def incompatible(info):
-            self._warn_incompatible(
-                info, topic, f"a publisher offers less than this subscription requests "
-                f"(qos: {self._values['qos']}); e.g. a best-effort camera and "
-                f"qos 'reliable': set qos to sensor_data")
-        return SubscriptionEventCallbacks(message_lost=lost, matched=matched,
-                                          incompatible_qos=incompatible)
-
-    def _publisher_events(self, topic: str) -> PublisherEventCallbacks:
-        def incompatible(info):
-            self._warn_incompatible(
-                info, topic, f"a subscription requests more than this node offers "
-                f"({describe(OUTPUT_QOS)}, volatile); e.g. transient-local durability")
-        return PublisherEventCallbacks(incompatible_qos=incompatible)
-
-    def _warn_incompatible(self, info, topic: str, explanation: str) -> None:
-        self._stats.count("incompatible_qos", info.total_count_change)
-        policy = getattr(info.last_policy_kind, "name", info.last_policy_kind)
-        self.get_logger().warning(f"incompatible QoS on {topic} ({policy} policy): "
-                                  f"{explanation}; no messages flow between them")
-
-    # ---- processing --------------------------------------------------------
     def _on_error(self, item, exc: Exception) -> None:
         msg, kind = item
         stamp = msg.header.stamp
@@ -210,6 +122,7 @@ class ExtractorNode(Node):
         self._stats.error(text)
         self._log_error(text, kind=f"{kind}: {exc}")
 
+    # ---- processing --------------------------------------------------------
     def _process(self, item) -> None:
         msg, kind = item
         started = time.perf_counter()
@@ -226,15 +139,13 @@ class ExtractorNode(Node):
             model_name = self._config.model
         keypoints = features_to_keypoints_msg(features, msg.header, model_name,
                                               self._session_id, self._sequence)
-        camera = self._calibration.camera_for(stamp_to_ns(msg.header.stamp),
-                                              *features.image_size)
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        camera = self._calibration.camera_for(stamp_ns, *features.image_size)
         if camera is not None:
             set_normalized(keypoints, camera.normalize(features.keypoints))
         self._keypoints_publisher.publish(keypoints)
         self._sequence += 1
-        stamp_ns = stamp_to_ns(msg.header.stamp)
-        latency_ms = ((self.get_clock().now().nanoseconds - stamp_ns) / 1e6
-                      if stamp_ns else None)
+        latency_ms = self._latency_ms(stamp_ns)
         if self._values["publish_debug_image"] and self._debug_publisher.get_subscription_count():
             drawing = draw_keypoints(image, features.keypoints, features.scores)
             self._debug_publisher.publish(image_msg(drawing, msg.header))
@@ -243,54 +154,33 @@ class ExtractorNode(Node):
                               keypoints=len(features))
 
     # ---- parameters --------------------------------------------------------
-    def _on_set_parameters(self, changes) -> SetParametersResult:
-        problem = parameters.check_changes(parameters.EXTRACTOR_PARAMETERS, changes)
-        if problem:
-            return SetParametersResult(successful=False, reason=problem)
-        values = dict(self._values)
-        values.update({p.name: p.value for p in changes if p.name in values})
-        try:
-            config = parameters.extractor_config(values)
-            if config != self._config:
-                self._apply_config(config)
-        except Exception as exc:
-            self.get_logger().error(f"parameter change rejected: {exc}")
-            return SetParametersResult(successful=False, reason=str(exc))
-        self._values = values
-        self._calibration.max_age_s = float(values["calibration_max_age"])
-        return SetParametersResult(successful=True)
-
-    def _apply_config(self, config: ExtractorConfig) -> None:
-        changed = {name for name in ExtractorConfig.field_names()
-                   if getattr(config, name) != getattr(self._config, name)}
-        if changed <= LIVE_SETTINGS:
-            with self._model_lock:
-                if self._model.reconfigure(config):
-                    self._config = config
-                    self.get_logger().info(f"updated {', '.join(sorted(changed))} live")
-                    return
-        model = self._build_model(config)  # outside the lock: frames keep flowing
+    def _apply_parameters(self, values: dict) -> None:
+        config = parameters.extractor_config(values)
+        if config == self._config:
+            return
+        changed = ", ".join(sorted(name for name in ExtractorConfig.field_names()
+                                   if getattr(config, name) != getattr(self._config, name)))
+        with self._model_lock:
+            if self._model.reconfigure(config):  # the model knows what it takes live
+                self._config = config
+                self.get_logger().info(f"updated {changed} live")
+                return
+        # outside the lock: frames keep flowing while the new model is built
+        model = self._build_model(config, self._last_frame_size)
         with self._model_lock:
             self._model, self._config = model, config
             self._runtime = model.runtime_info()
-        self.get_logger().info(f"rebuilt the model for changed {', '.join(sorted(changed))}")
+        self.get_logger().info(f"rebuilt the model for changed {changed}")
 
-    # ---- diagnostics & shutdown ---------------------------------------------
-    def _diagnostic_status(self):
-        level, values = self._stats.snapshot()
+    # ---- diagnostics ---------------------------------------------------------
+    def _diagnostic_values(self, values: dict[str, str]) -> None:
         values.update({"model": self._config.model, "session_id": str(self._session_id),
                        "sequence": str(self._sequence),
-                       "image_publishers": str(sum(self._image_publishers.values())),
+                       "image_publishers": str(sum(self._publishers_matched.values())),
                        "last_frame_age_s": ("never" if self._last_frame_time is None else
                                             f"{time.monotonic() - self._last_frame_time:.1f}")})
         values.update({f"runtime_{key}": str(value) for key, value in self._runtime.items()})
         values.update(self._calibration.diagnostics())
-        return level, summary_message(level, values), values
-
-    def close(self) -> str:
-        """Stop the worker (node_main.run, before the context shuts down); the
-        closing line's summary."""
-        return self._stats.closing_summary(self._worker.close().in_flight)
 
 
 def main(args=None) -> int:

@@ -31,48 +31,36 @@ the worker took it is counted as frames_skipped). All cameras of a set are
 decoded and extracted before anything is published: a bad image drops its
 whole set (counted as an error, logged with the camera), never half of it.
 
-Left-right matching uses the matcher's settings (mutual, ratio, max_distance)
-and geometric verification (verification, ransac_*): F-RANSAC fits any
-calibrated or uncalibrated rig, rectified or not. When both cameras have
-usable CameraInfo, RANSAC runs on undistorted pixel coordinates.
+Left-right matching (`frontend.match_pair`, no ROS) matches the right image
+to the left one the way the matcher tracks a frame against its reference
+(`tracking.match_frames`), with the matcher's settings (mutual, ratio,
+max_distance) and geometric verification (verification, ransac_*): F-RANSAC
+fits any calibrated or uncalibrated rig, rectified or not. When both cameras
+have usable CameraInfo, RANSAC runs on undistorted pixel coordinates.
 
-The model settings are fixed at start-up (read-only parameters); matching,
-verification and calibration_max_age can change at run time.
+The model settings are fixed at start-up (read-only parameters); the model is
+built and tried on a frame as the extractor's (node_base.py: at least one
+warm-up run, a runtime fallback warned about). Matching, verification and
+calibration_max_age can change at run time. QoS events, the parameter
+skeleton and /diagnostics are node_base.py's.
 """
 from __future__ import annotations
 
-import re
 import secrets
 import time
-import warnings
 
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.node import Node
 
-from ..features import Features
-from ..geometry import Verification, verify_matches
-from ..matching import match_descriptors
-from ..models import create_model
-from ..runtimes.base import RuntimeFallbackWarning
-from ..stream_sync import DROP_REASONS, ApproximateTimeSynchronizer
-from ..tracking import TrackerConfig
-from . import parameters
-from .calibration import CameraInfoListener
 from ..conversions import (MessageError, compressed_msg_to_array, features_to_keypoints_msg,
-                          image_msg_to_array, stamp_to_ns)
-from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
-from .newest_frame import NewestFrameWorker
+                           image_msg_to_array, stamp_to_ns)
+from ..frontend import camera_names, match_pair, pair_matching_config
+from ..stream_sync import DROP_REASONS, ApproximateTimeSynchronizer
+from . import parameters
+from .node_base import FrameNode
 from .node_main import apply_blas_threads, run
-from .qos import OUTPUT_QOS, describe, qos_profile
+from .qos import describe, qos_profile
 from .track_messages import matches_msg, set_normalized
 
-# The parameters that configure left-right matching; validated as the
-# TrackerConfig fields of the same names.
-PAIR_SETTINGS = ("mutual", "ratio", "max_distance", "verification", "ransac_threshold_px",
-                 "ransac_confidence", "ransac_max_iters")
-_CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*")
 _DROP_TEXT = {
     "no_partner": "no frame of every other camera within slop",
     "queue_overflow": "queue full (another camera sends nothing)",
@@ -81,72 +69,20 @@ _DROP_TEXT = {
 }
 
 
-def camera_names(names) -> list[str]:
-    """Validated `cameras` parameter: 2 or more distinct relative topic names."""
-    names = list(names)
-    if len(names) < 2:
-        raise ValueError(f"parameter cameras must name at least 2 cameras; got {names}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"parameter cameras names a camera twice: {names}")
-    for name in names:
-        if not _CAMERA_NAME.fullmatch(name):
-            raise ValueError(f"parameter cameras: {name!r} is not a relative topic name "
-                             "(letters, digits, _ and /, starting with a letter)")
-    return names
-
-
-def pair_matching_config(values: dict) -> TrackerConfig:
-    """The left-right matching settings of a dict of parameter values (validated)."""
-    return TrackerConfig.from_mapping({name: values[name] for name in PAIR_SETTINGS})
-
-
-def match_pair(left: Features, right: Features, settings: TrackerConfig,
-               left_camera=None, right_camera=None):
-    """Left-right matches: (left indices, right indices, distances, Verification).
-
-    Each right keypoint looks for its nearest neighbour among the left ones
-    (ratio test, distance limit and mutual check as in `settings`); RANSAC
-    then flags the matches that agree with one epipolar geometry (undistorted
-    pixels when both calibrations are given)."""
-    if (left.descriptor_type, left.descriptor_dim) != (right.descriptor_type,
-                                                       right.descriptor_dim):
-        raise ValueError(f"left and right descriptors differ: {left.descriptor_type}/"
-                         f"{left.descriptor_dim} vs {right.descriptor_type}/"
-                         f"{right.descriptor_dim}")
-    right_idx, left_idx, distances = match_descriptors(
-        right.descriptors, left.descriptors, descriptor_type=right.descriptor_type,
-        mutual=settings.mutual, ratio=settings.ratio,
-        max_distance=settings.max_distance if settings.max_distance > 0 else None)
-    left_points = left.keypoints[left_idx]
-    right_points = right.keypoints[right_idx]
-    if (left_camera is not None and right_camera is not None
-            and settings.verification != "none" and len(left_idx)):
-        left_points = left_camera.undistort_pixels(left_points)
-        right_points = right_camera.undistort_pixels(right_points)
-    verification = verify_matches(left_points, right_points, method=settings.verification,
-                                  threshold_px=settings.ransac_threshold_px,
-                                  confidence=settings.ransac_confidence,
-                                  max_iters=settings.ransac_max_iters)
-    return left_idx, right_idx, distances, verification
-
-
-class StereoNode(Node):
+class StereoNode(FrameNode):
     DEFAULT_NAME = "stereo_extractor"
+    PARAMETERS = parameters.STEREO_PARAMETERS
 
     def __init__(self, **kwargs):
-        super().__init__(self.DEFAULT_NAME, **kwargs)
-        self._values = parameters.declare(self, parameters.STEREO_PARAMETERS)
+        super().__init__(**kwargs)
         self._blas_threads = apply_blas_threads(self, self._values["blas_threads"])
         self._cameras = camera_names(self._values["cameras"])
         self._pair_settings = pair_matching_config(self._values)
         self._config = parameters.extractor_config(self._values)
-        self._model = self._build_model()
+        self._model = self._build_model(self._config)
         self._runtime = self._model.runtime_info()
         self._session_id = secrets.randbits(32)
         self._sequence = 0
-        self._stats = FrameStatistics()
-        self._log_error = ThrottledLog(self.get_logger(), "error")
-        self._log_warning = ThrottledLog(self.get_logger(), "warning")
         self._last_set: dict[str, str] = {}
         self._closing = False
 
@@ -162,22 +98,16 @@ class StereoNode(Node):
                                    else (Image, "image"))
         self._decode = compressed_msg_to_array if compressed else image_msg_to_array
         self._keypoints_publishers = []
-        self._calibrations = []
+        self._calibrations_by_camera = []
         for index, name in enumerate(self._cameras):
             self.create_subscription(
                 image_type, f"{name}/{image_topic}", lambda msg, i=index: self._on_image(i, msg),
                 input_qos, event_callbacks=self._subscription_events(f"{name}/{image_topic}"))
-            self._keypoints_publishers.append(
-                self.create_publisher(Keypoints, f"{name}/keypoints", OUTPUT_QOS))
-            self._calibrations.append(CameraInfoListener(
-                self, f"{name}/camera_info", self._values["calibration_max_age"]))
-        self._matches_publisher = self.create_publisher(Matches, "stereo/matches", OUTPUT_QOS)
-        self._diagnostics = DiagnosticsPublisher(self, self._values["diagnostics_period"],
-                                                 self._diagnostic_status, self._hardware_id)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._worker = NewestFrameWorker("stereo-worker", self._process,
-                                         lambda: self._stats.count("frames_skipped"),
-                                         self._on_error)
+            self._keypoints_publishers.append(self._output(Keypoints, f"{name}/keypoints"))
+            self._calibrations_by_camera.append(self._camera_info(f"{name}/camera_info"))
+        self._matches_publisher = self._output(Matches, "stereo/matches")
+        self._diagnostics = self._start_diagnostics()
+        self._start_worker("stereo-worker", self._process)
         topics = ", ".join(self.resolve_topic_name(f"{name}/{image_topic}")
                            for name in self._cameras)
         self.get_logger().info(
@@ -186,23 +116,6 @@ class StereoNode(Node):
             f"{self._values['queue_size']}, stereo pair {self._cameras[0]}-{self._cameras[1]} "
             f"verified by {self._pair_settings.verification}, session {self._session_id}, "
             f"BLAS threads {self._blas_threads}")
-
-    def _build_model(self):
-        started = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeFallbackWarning)
-            model = create_model(self._config)
-        for warning in caught:  # the runtime could not run as asked: say so in the ROS log
-            self.get_logger().warning(str(warning.message))
-        if self._values["warmup_runs"]:
-            model.warmup(runs=self._values["warmup_runs"])
-        self.get_logger().info(f"model {self._config.model} built in "
-                               f"{time.perf_counter() - started:.2f} s; runs on "
-                               f"{model.runtime_info()}")
-        return model
-
-    def _hardware_id(self) -> str:
-        return f"{self._runtime.get('runtime', '?')}/{self._runtime.get('device', '?')}"
 
     # ---- input: images -> synchroniser -> worker -----------------------------
     def _on_image(self, camera: int, msg) -> None:
@@ -221,32 +134,17 @@ class StereoNode(Node):
                           f"{_DROP_TEXT.get(reason, reason)} ({reason}; slop "
                           f"{self._values['slop']:g} s)")
 
-    def _subscription_events(self, topic: str) -> SubscriptionEventCallbacks:
-        def lost(info):
-            self._stats.count("messages_lost", info.total_count_change)
-            self._log_warning(f"DDS lost {info.total_count_change} message(s) on {topic} "
-                              f"({info.total_count} in total)")
-
-        def incompatible(info):
-            self._stats.count("incompatible_qos", info.total_count_change)
-            policy = getattr(info.last_policy_kind, "name", info.last_policy_kind)
-            self.get_logger().warning(
-                f"incompatible QoS on {topic}: a peer's {policy} policy cannot match this "
-                f"node's; no messages flow between them (set the qos parameter)")
-        return SubscriptionEventCallbacks(message_lost=lost, incompatible_qos=incompatible)
+    def _describe_item(self, messages) -> str:
+        stamps = ", ".join(f"{stamp_to_ns(m.header.stamp) * 1e-9:.6f}" for m in messages)
+        return f"synchronised set (stamps {stamps} s)"
 
     # ---- processing ----------------------------------------------------------
-    def _on_error(self, messages, exc: Exception) -> None:
-        stamps = ", ".join(f"{stamp_to_ns(m.header.stamp) * 1e-9:.6f}" for m in messages)
-        text = f"dropped synchronised set (stamps {stamps} s): {exc}"
-        self._stats.error(text)
-        self._log_error(text)
-
     def _process(self, messages) -> None:
         started = time.perf_counter()
         sequence = self._sequence
         outputs = []  # (keypoints message, features, camera model or None) per camera
-        for name, msg, calibration in zip(self._cameras, messages, self._calibrations):
+        for name, msg, calibration in zip(self._cameras, messages,
+                                          self._calibrations_by_camera):
             try:
                 image = self._decode(msg)
             except MessageError as exc:
@@ -259,58 +157,31 @@ class StereoNode(Node):
             if camera is not None:
                 set_normalized(keypoints, camera.normalize(features.keypoints))
             outputs.append((keypoints, features, camera))
-        settings = self._pair_settings
         (left_msg, left, left_camera), (right_msg, right, right_camera) = outputs[:2]
-        left_idx, right_idx, distances, verification = match_pair(
-            left, right, settings, left_camera, right_camera)
+        pair = match_pair(left, right, self._pair_settings, left_camera, right_camera)
 
         for publisher, (keypoints, _, _) in zip(self._keypoints_publishers, outputs):
             publisher.publish(keypoints)
-        self._matches_publisher.publish(self._matches_msg(
-            left_msg, right_msg, len(left), len(right), sequence, left_idx, right_idx,
-            distances, verification))
+        left_stamp_ns = stamp_to_ns(left_msg.header.stamp)
+        self._matches_publisher.publish(matches_msg(right_msg.header, pair.matches_fields(
+            left_stamp_ns=left_stamp_ns, session_id=self._session_id, sequence=sequence,
+            num_left=len(left), num_right=len(right))))
         self._sequence += 1
 
-        stamp_ns = stamp_to_ns(left_msg.header.stamp)
-        latency_ms = ((self.get_clock().now().nanoseconds - stamp_ns) / 1e6
-                      if stamp_ns else None)
-        self._stats.processed(latency_ms, (time.perf_counter() - started) * 1e3,
+        self._stats.processed(self._latency_ms(left_stamp_ns),
+                              (time.perf_counter() - started) * 1e3,
                               keypoints=np.mean([len(f) for _, f, _ in outputs]),
-                              matches=len(left_idx), inliers=verification.num_inliers)
-        self._last_set = {"num_matches": str(len(left_idx)),
-                          "num_inliers": str(verification.num_inliers)}
+                              matches=pair.num_matches, inliers=pair.num_inliers)
+        self._last_set = {"num_matches": str(pair.num_matches),
+                          "num_inliers": str(pair.num_inliers)}
         self._last_set.update({f"{name}_num_keypoints": str(len(features))
                                for name, (_, features, _) in zip(self._cameras, outputs)})
 
-    def _matches_msg(self, left_msg, right_msg, left_count, right_count, sequence,
-                     left_idx, right_idx, distances, verification: Verification):
-        inliers = verification.inliers if verification.method != "none" else np.zeros(0, bool)
-        return matches_msg(right_msg.header, {
-            "reference_stamp_ns": stamp_to_ns(left_msg.header.stamp),
-            "session_id": self._session_id, "reference_sequence": sequence,
-            "current_sequence": sequence, "reference_num_keypoints": left_count,
-            "current_num_keypoints": right_count, "reference_indices": left_idx,
-            "current_indices": right_idx, "distances": distances,
-            "verification": verification.code, "inliers": inliers})
-
     # ---- parameters, diagnostics, shutdown -------------------------------------
-    def _on_set_parameters(self, changes) -> SetParametersResult:
-        problem = parameters.check_changes(parameters.STEREO_PARAMETERS, changes)
-        if problem:
-            return SetParametersResult(successful=False, reason=problem)
-        values = dict(self._values)
-        values.update({p.name: p.value for p in changes if p.name in values})
-        try:
-            settings = pair_matching_config(values)
-        except ValueError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        self._values, self._pair_settings = values, settings
-        for calibration in self._calibrations:
-            calibration.max_age_s = float(values["calibration_max_age"])
-        return SetParametersResult(successful=True)
+    def _apply_parameters(self, values: dict) -> None:
+        self._pair_settings = pair_matching_config(values)
 
-    def _diagnostic_status(self):
-        level, values = self._stats.snapshot()
+    def _diagnostic_values(self, values: dict[str, str]) -> None:
         sync = self._sync.stats()
         values["sets_synchronised"] = str(sync.sets_emitted)
         values["frames_without_partner"] = str(sum(
@@ -319,12 +190,11 @@ class StereoNode(Node):
             values[f"{name}_queued"] = str(sync.queued[index])
             for reason in DROP_REASONS:
                 values[f"{name}_{reason}"] = str(sync.dropped[reason][index])
-            values.update(self._calibrations[index].diagnostics(prefix=f"{name}_"))
+            values.update(self._calibrations_by_camera[index].diagnostics(prefix=f"{name}_"))
         values.update(self._last_set)
         values.update({"model": self._config.model, "session_id": str(self._session_id),
                        "sequence": str(self._sequence)})
         values.update({f"runtime_{key}": str(value) for key, value in self._runtime.items()})
-        return level, summary_message(level, values), values
 
     def close(self) -> str:
         """Stop the worker (node_main.run, before the context shuts down);

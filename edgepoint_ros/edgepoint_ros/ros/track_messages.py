@@ -1,8 +1,10 @@
 """Tracking fields of edgepoint_msgs/Keypoints and Matches for rclpy messages.
 
-The field values come from the core (`bags.matches_fields` for a tracked
-frame, the stereo node's own left-right matches); this module only puts numpy
-arrays into rclpy's `array.array` fields, one copy each (see conversions.py).
+The field values come from the core (`conversions.matches_fields`, through
+`TrackResult.matches_fields` for a tracked frame and
+`frontend.PairMatches.matches_fields` for a stereo pair); this module only
+puts numpy arrays into rclpy's `array.array` fields, one copy each (see
+conversions.py).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def set_tracks(msg, track_ids: np.ndarray, track_ages: np.ndarray) -> None:
 
 def matches_msg(header, fields: dict):
     """edgepoint_msgs/Matches from a header and the field values of
-    `bags.matches_fields` (reference_stamp given as reference_stamp_ns)."""
+    `conversions.matches_fields` (reference_stamp given as reference_stamp_ns)."""
     from edgepoint_msgs.msg import Matches
 
     msg = Matches()
