@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+import locations
 from edgepoint_ros.cli import evaluate as evaluate_cli
 from edgepoint_ros.config import ExtractorConfig
 from edgepoint_ros.evaluation import homography as hom
@@ -14,7 +15,7 @@ from edgepoint_ros.geometry import apply_homography
 from edgepoint_ros.models import create_model
 from edgepoint_ros.paths import opencv_sample_data_dir
 
-OXFORD = Path(__file__).resolve().parents[3] / "shared" / "data" / "oxford-affine"
+OXFORD = locations.SHARED_DIR / "data" / "oxford-affine"
 H_SHIFT = np.array([[1, 0, 3.0], [0, 1, -4.0], [0, 0, 1]])
 H_MILD = np.array([[0.95, 0.05, 12.0], [-0.04, 1.02, 6.0], [2e-5, -1e-5, 1.0]])
 

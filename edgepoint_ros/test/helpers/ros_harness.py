@@ -33,13 +33,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import locations
 from edgepoint_ros.paths import opencv_sample_data_dir
 from edgepoint_ros.ros.diagnostics import status_values
 from edgepoint_ros.ros.processes import (NodeProcess, config_path, random_domain_id,
                                          ros_environment)
 from edgepoint_ros.ros.probe import Probe
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = locations.REPO_ROOT
 DOMAIN_ID = int(os.environ.get("ROS_DOMAIN_ID") or random_domain_id())
 LOG_DIR = Path(os.environ.get("ROS_LOG_DIR") or REPO_ROOT / "log" / "test-ros") / "nodes"
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgepoint_ros.conversions import stamp_to_ns
-from edgepoint_ros.stream_sync import ApproximateTimeSynchronizer
+from edgepoint_ros.stream_sync import ApproximateTimeSynchronizer, StampedBuffer
 
 MS = 1_000_000
 PERIOD = 33 * MS
@@ -166,3 +166,22 @@ def test_stamp_conversion_and_bad_arguments():
         ApproximateTimeSynchronizer(2, slop_s=-0.1)
     with pytest.raises(ValueError, match=r"stream must be in 0..1; got 2"):
         ApproximateTimeSynchronizer(2).add(2, 0, None)
+
+
+def test_stamped_buffer_finds_by_stamp_and_waits_for_a_late_item():
+    buffer = StampedBuffer(3)
+    for stamp in (1, 2, 3, 4):
+        buffer.add(stamp * MS, f"frame {stamp}")
+    assert buffer.find(1 * MS) is None            # pushed out: 3 kept
+    assert buffer.find(3 * MS) == "frame 3"
+    buffer.add(3 * MS, "frame 3 again")
+    assert buffer.find(3 * MS) == "frame 3 again"  # the newest of a stamp
+    late = threading.Timer(0.05, buffer.add, (9 * MS, "late frame"))
+    late.start()
+    try:
+        assert buffer.find(9 * MS, wait_s=10.0) == "late frame"  # returns when it arrives
+    finally:
+        late.cancel()
+    assert buffer.find(10 * MS, wait_s=0.05) is None
+    buffer.clear()
+    assert buffer.find(9 * MS) is None

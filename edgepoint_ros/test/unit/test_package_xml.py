@@ -5,9 +5,10 @@ from __future__ import annotations
 import ast
 import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1]
+import locations
+
+PACKAGE = locations.PACKAGE_DIR
 # import name -> rosdep key, for the Python packages that have one
 ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
                "threadpoolctl": "python3-threadpoolctl", "matplotlib": "python3-matplotlib",
