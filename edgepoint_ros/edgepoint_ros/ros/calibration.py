@@ -46,7 +46,8 @@ MISSING_GRACE_S = 1.0
 class CameraInfoListener:
     """The newest calibration published on `topic` (relative to `node`'s namespace)."""
 
-    def __init__(self, node, topic: str = "camera_info", max_age_s: float = 1.0):
+    def __init__(self, node, topic: str = "camera_info", max_age_s: float = 1.0,
+                 event_callbacks=None):
         from sensor_msgs.msg import CameraInfo
 
         self.topic = topic
@@ -63,7 +64,7 @@ class CameraInfoListener:
         self._first_frame_time: float | None = None
         # Best effort matches both reliable and best-effort CameraInfo publishers.
         node.create_subscription(CameraInfo, topic, self._on_camera_info,
-                                 qos_profile("sensor_data"))
+                                 qos_profile("sensor_data"), event_callbacks=event_callbacks)
         self._resolved_topic = node.resolve_topic_name(topic)
 
     def _on_camera_info(self, msg) -> None:

@@ -176,7 +176,7 @@ class ExtractorNode(FrameNode):
     def _diagnostic_values(self, values: dict[str, str]) -> None:
         values.update({"model": self._config.model, "session_id": str(self._session_id),
                        "sequence": str(self._sequence),
-                       "image_publishers": str(sum(self._publishers_matched.values())),
+                       "image_publishers": str(self._publishers_matched[self._image_topic]),
                        "last_frame_age_s": ("never" if self._last_frame_time is None else
                                             f"{time.monotonic() - self._last_frame_time:.1f}")})
         values.update({f"runtime_{key}": str(value) for key, value in self._runtime.items()})

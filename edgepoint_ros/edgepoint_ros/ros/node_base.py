@@ -17,8 +17,11 @@
     WARN line, and the model is tried on frames of the given size (at least
     once, whatever warmup_runs says) so a model that cannot process a frame
     is refused with its reason;
-  * publishes /diagnostics (`_start_diagnostics`): the statistics plus what
-    `_diagnostic_values` adds, and a one-line summary;
+  * publishes /diagnostics (`_start_diagnostics`): the statistics, what
+    `_diagnostic_values` adds, the DDS links of each input and output
+    (`<topic>_publishers`: publishers matched by the node's subscription,
+    `<topic>_subscribers`: subscriptions its publisher serves; so a test or an
+    operator can tell that a link is up at both ends), and a one-line summary;
   * runs the newest-frame worker (`_start_worker`) and stops it in `close()`,
     whose summary node_main logs as the closing line.
 
@@ -61,14 +64,21 @@ class FrameNode(Node):
         self._log_warning = ThrottledLog(self.get_logger(), "warning")
         self._calibrations: list[CameraInfoListener] = []
         self._publishers_matched: dict[str, int] = {}  # input topic -> publishers matched
+        self._outputs: dict[str, object] = {}          # output topic -> publisher
         self._runtime: dict = {}                       # what the node's model runs on
         self._worker: NewestFrameWorker | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ---- wiring ----------------------------------------------------------------
     def _camera_info(self, topic: str = "camera_info") -> CameraInfoListener:
-        """A CameraInfo listener whose max age follows calibration_max_age."""
-        listener = CameraInfoListener(self, topic, self._values["calibration_max_age"])
+        """A CameraInfo listener whose max age follows calibration_max_age (its
+        publishers are counted as `<topic>_publishers`, without a log line)."""
+        self._publishers_matched[topic] = 0
+
+        def matched(info):
+            self._publishers_matched[topic] = info.current_count
+        listener = CameraInfoListener(self, topic, self._values["calibration_max_age"],
+                                      SubscriptionEventCallbacks(matched=matched))
         self._calibrations.append(listener)
         return listener
 
@@ -106,8 +116,10 @@ class FrameNode(Node):
 
     def _output(self, msg_type, topic: str):
         """A publisher with the output QoS and the QoS event callbacks."""
-        return self.create_publisher(msg_type, topic, OUTPUT_QOS,
-                                     event_callbacks=self._publisher_events(topic))
+        publisher = self.create_publisher(msg_type, topic, OUTPUT_QOS,
+                                          event_callbacks=self._publisher_events(topic))
+        self._outputs[topic] = publisher
+        return publisher
 
     def _warn_incompatible(self, info, topic: str, explanation: str) -> None:
         self._stats.count("incompatible_qos", info.total_count_change)
@@ -191,6 +203,10 @@ class FrameNode(Node):
     def _diagnostic_status(self):
         level, values = self._stats.snapshot()
         self._diagnostic_values(values)
+        values.update({f"{topic}_publishers": str(count)
+                       for topic, count in self._publishers_matched.items()})
+        values.update({f"{topic}_subscribers": str(publisher.get_subscription_count())
+                       for topic, publisher in self._outputs.items()})
         return level, summary_message(level, values), values
 
     def _diagnostic_values(self, values: dict[str, str]) -> None:

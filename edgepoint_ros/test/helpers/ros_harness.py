@@ -220,6 +220,24 @@ def wait_for_diagnostics(recording, node_name: str, condition, timeout: float = 
     return next(status_values(s) for s in found.status if s.name == node_name)
 
 
+def wait_for_links(recording, links: dict[str, dict[str, int]], timeout: float = 15.0) -> bool:
+    """Until each node's /diagnostics reports at least the given DDS links
+    (node_base: `<topic>_publishers` matched by its subscription,
+    `<topic>_subscribers` served by its publisher), e.g. {"/ns/extractor":
+    {"image_publishers": 1, "keypoints_subscribers": 2}}: both ends of a
+    node-to-node link are then up, so a volatile writer sends its next
+    message to every reader."""
+    deadline = time.monotonic() + timeout
+    for node, wanted in links.items():
+        values = wait_for_diagnostics(
+            recording, node, lambda v: all(int(v.get(key, 0)) >= count
+                                           for key, count in wanted.items()),
+            max(0.0, deadline - time.monotonic()))
+        if values is None:
+            return False
+    return True
+
+
 # ---- the real `ros2 launch` ------------------------------------------------------
 ROS2_LAUNCH_SOURCE = Path(os.environ.get("EDGEPOINT_ROS2_LAUNCH_SOURCE")
                           or REPO_ROOT.parent / "shared" / "tools" / "ros2-launch")
@@ -286,7 +304,7 @@ class LaunchProcess:
                 return True
             if self.process.poll() is not None:
                 return text in self.log()
-            time.sleep(0.05)
+            time.sleep(0.05)  # polling the log for the text
         return False
 
     def node_pids(self) -> dict[str, int]:
@@ -348,7 +366,7 @@ def send_shutdown(case: str, pid: int, log, closing_text: str = "shutting down",
         send(signal.SIGINT)
         deadline = started + SHUTDOWN_LIMIT_S
         while closing_text not in log() and time.monotonic() < deadline:
-            time.sleep(0.005)
+            time.sleep(0.005)  # polling the log for the closing text
         send(signal.SIGINT)
         return started
     for delay, number in steps:

@@ -52,7 +52,7 @@ class Command:
         while time.monotonic() < deadline and self.process.poll() is None:
             if condition():
                 return True
-            time.sleep(0.05)
+            time.sleep(0.05)  # polling the condition
         return condition()
 
     def stop(self, case: str, closing_text: str) -> tuple[int | None, float]:

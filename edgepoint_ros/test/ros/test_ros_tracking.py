@@ -14,8 +14,6 @@ coordinates, velocities).
 """
 from __future__ import annotations
 
-import time
-
 import itertools
 
 import numpy as np
@@ -100,14 +98,22 @@ def publish_video(probe, processes) -> Outputs:
     assert probe.wait_for_subscribers(image_publisher)
     # The extractor and the /trk matcher listen to CameraInfo.
     assert probe.wait_for_subscribers(info_publisher, count=2)
-    # Every link of the chain is up before frame 0 (a volatile writer does not
-    # resend to a reader it matches late): extractor -> both matchers and the
-    # probe, each output -> the probe.
-    assert probe.wait_for_graph("/trk/keypoints", publishers=1, subscriptions=3)
-    for topic in ("/trk/keypoints/tracked", "/trk/matches", "/trk/feature",
-                  "/kf/keypoints/tracked", "/kf/matches"):
-        assert probe.wait_for_graph(topic, publishers=1, subscriptions=1, settle=0.0), topic
-    time.sleep(0.5)
+    # Every link of the chain is up at both ends before frame 0 (a volatile
+    # writer does not resend to a reader it matches late): probe -> extractor
+    # and /trk matcher, extractor -> both matchers and the probe, each output
+    # -> the probe.
+    assert harness.wait_for_links(outputs.diagnostics, {
+        "/trk/extractor": {"image_publishers": 1, "camera_info_publishers": 1,
+                           "keypoints_subscribers": 3},
+        "/trk/matcher": {"keypoints_publishers": 1, "camera_info_publishers": 1,
+                         "keypoints/tracked_subscribers": 1,
+                         "matches_subscribers": 1, "feature_subscribers": 1},
+        "/kf/matcher": {"keypoints_publishers": 1, "keypoints/tracked_subscribers": 1,
+                        "matches_subscribers": 1}}), "\n".join(p.log_tail(10) for p in processes)
+    # ... and the probe's ends of the links to its recordings
+    assert probe.wait_for_recordings(outputs.keypoints, outputs.tracked, outputs.matches,
+                                     outputs.features, outputs.kf_tracked, outputs.kf_matches,
+                                     settle=0.0)
     base_ns = 5_000 * 1_000_000_000
     for k, frame in enumerate(harness.video_frames(FRAMES)):
         stamp_ns = base_ns + k * FRAME_PERIOD_NS
