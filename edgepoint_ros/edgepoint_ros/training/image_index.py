@@ -73,10 +73,13 @@ DEFAULT_INDEX_DIR = Path(os.environ.get("EDGEPOINT_TRAINING_INDEX",
 PHOTO_PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "ukui-wallpapers",
                   "gnome-backgrounds", "lomiri-wallpapers", "lomiri-wallpapers-16.04",
                   "lomiri-wallpapers-20.04", "sway-backgrounds", "desktop-base", "opencv-doc",
-                  "jigzo-data", "stellarium-data", "marble-data", "marble-qt-data")
+                  "stellarium-data", "marble-data", "marble-qt-data")
 TEXTURE_PACKAGES = ("nexuiz-textures", "ufoai-textures", "openarena-081-textures",
                     "supertuxkart-data", "redeclipse-data", "flightgear-data-base", "0ad-data",
-                    "colobot-common-textures")
+                    "colobot-common-textures", "torcs-data", "trigger-rally-data",
+                    "flightgear-data-models", "flightgear-data-ai", "megaglest-data",
+                    "freeorion-data", "scorched3d-data", "extremetuxracer-data",
+                    "neverball-data", "warzone2100-data")
 SOURCE_PACKAGES = PHOTO_PACKAGES + TEXTURE_PACKAGES
 # Where in a package its pictures are, when not everywhere: opencv-doc's
 # HTML documentation is screenshots and diagrams; its sample data are photos.
@@ -84,10 +87,19 @@ PACKAGE_ROOTS = {"opencv-doc": ("/usr/share/doc/opencv-doc/examples/data",)}
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tga", ".bmp", ".dds", ".webp", ".tif", ".tiff",
                     ".rgb", ".rgba", ".sgi", ".ppm", ".pgm")
-ARCHIVE_EXTENSIONS = (".pk3", ".zip")
+ARCHIVE_EXTENSIONS = (".pk3", ".zip", ".wz")     # .wz: warzone2100's zip archives
+# Folders of documentation and desktop art in any package (handbook
+# screenshots, icons): not candidates, unless PACKAGE_ROOTS names them.
+NOT_PICTURE_TREES = ("/usr/share/doc/", "/usr/share/help/", "/usr/share/icons/",
+                     "/usr/share/pixmaps/", "/usr/share/man/", "/usr/share/locale/")
+# Bump when a filter changes: an index built under other rules is examined
+# again from the start (its cached copies that no longer qualify are deleted).
+RULES_VERSION = 2
 MIN_TEXTURE = 20.0        # variance of the Laplacian, as training.data.load_image_bank
 MAX_FLAT_FRACTION = 0.5   # share of pixels in exactly uniform 3x3 blocks above which it is artwork
 MAX_TRANSPARENT = 0.25    # share of pixels with alpha < 128 above which it is a cut-out
+MAX_DARK = 0.5            # share of near-black pixels (grey < 24) above which crops are empty
+                          # (star fields, night scenes: the trainer's crops would see nothing)
 DUPLICATE_BITS = 8        # pHash Hamming distance (of 64) at or below which two images are one
 EXCLUDE_BITS = 12         # the same against the excluded references (wider: cheap to be safe)
 CACHE_QUALITY = 95
@@ -112,6 +124,7 @@ _ART_PARTS = {"ui", "gui", "hud", "gfx", "icons", "icon", "fonts", "font", "curs
               "menu", "menus", "logo", "logos", "portraits", "emblems", "splash", "crosshairs",
               "crosshair", "lightmaps", "minimap", "minimaps", "flags", "particles", "particle",
               "sprites", "decals", "fonts-ttf", "help", "buttons", "widgets", "theme", "themes",
+              "srtm", "srtm2", "heightmaps", "heights",
               "skins-ui", "loadingscreens", "levelshots-ui", "symbols", "masks", "overlays"}
 _ART_NAME = ("*logo*", "*icon*", "*button*", "*cursor*", "*font*", "*crosshair*", "*splash*",
              "*screenshot*", "*thumbnail*", "*preview*", "*_thumb*", "*banner*", "*text*")
@@ -274,6 +287,10 @@ def content_reason(rgb: np.ndarray, alpha: np.ndarray | None,
         return "normal map (colours)", stats
     if stats["texture"] < min_texture:
         return "low texture", stats
+    grey = cv2.cvtColor(downscaled(rgb, 256), cv2.COLOR_RGB2GRAY)
+    stats["dark"] = round(float((grey < 24).mean()), 3)
+    if stats["dark"] > MAX_DARK:
+        return "dark", stats
     stats["flat"] = round(flat_fraction(rgb), 3)
     if stats["flat"] > MAX_FLAT_FRACTION:
         return "flat artwork", stats
@@ -319,8 +336,11 @@ class Source:
         then indexed at its largest): files by header pixels, archive members
         by uncompressed size."""
         plain, archived = [], []
-        files = [f for f in self.files if not self.roots
-                 or any(f.startswith(root.rstrip("/") + "/") for root in self.roots)]
+        if self.roots:
+            files = [f for f in self.files
+                     if any(f.startswith(root.rstrip("/") + "/") for root in self.roots)]
+        else:
+            files = [f for f in self.files if not f.startswith(NOT_PICTURE_TREES)]
         for path in sorted(set(files)):
             suffix = Path(path).suffix.lower()
             if suffix in ARCHIVE_EXTENSIONS:
@@ -576,6 +596,7 @@ class IndexReport:
 
 _STAGE_OF = {"map name": 1, "ui/art name": 1, "pattern": 1, "unreadable": 2, "small": 3,
              "transparent": 4, "normal map (colours)": 4, "low texture": 4, "flat artwork": 4,
+             "dark": 4,
              "excluded": 5, "duplicate": 6, "indexed": 7}
 
 
@@ -604,6 +625,16 @@ def build_index(index_dir: str | Path, sources: Sequence[Source], exclusions: Ha
     index_dir = Path(index_dir)
     (index_dir / "images").mkdir(parents=True, exist_ok=True)
     cand_path, man_path = index_dir / "candidates.jsonl", index_dir / "manifest.jsonl"
+    rules_path = index_dir / "rules.json"
+    rules = json.loads(rules_path.read_text()) if rules_path.exists() else None
+    if rules is None or rules.get("version") != RULES_VERSION:
+        if rules is not None and log:
+            log(f"index rules changed (version {rules.get('version')} -> {RULES_VERSION}): "
+                "every candidate is examined again")
+        for path in (cand_path, man_path):
+            if path.exists():
+                os.replace(path, path.with_name(path.stem + ".previous.jsonl"))
+        rules_path.write_text(json.dumps({"version": RULES_VERSION, **_filters()}, indent=1))
     seen: dict[str, dict] = {}
     for rec in _read_jsonl(cand_path):
         seen[rec["key"]] = rec
@@ -689,6 +720,7 @@ def build_index(index_dir: str | Path, sources: Sequence[Source], exclusions: Ha
     _write_jsonl(man_path, entries.values())
     report.seconds = time.time() - start
     if not stopped:
+        _delete_orphans(index_dir, entries.values())
         _write_summary(index_dir, sources, report, exclusions, len(entries), notes or {})
     return report
 
@@ -750,6 +782,24 @@ def _index_one(candidate, source, index_dir, archive_cache, exclusions, index_ha
     return record(candidate, "indexed", id=candidate.id, phash=f"{h:016x}")
 
 
+def _filters() -> dict:
+    return {"rules_version": RULES_VERSION, "min_side": MIN_SIDE, "max_side": MAX_SIDE,
+            "min_texture": MIN_TEXTURE, "max_flat_fraction": MAX_FLAT_FRACTION,
+            "max_transparent": MAX_TRANSPARENT, "max_dark": MAX_DARK,
+            "duplicate_bits": DUPLICATE_BITS, "exclude_bits": EXCLUDE_BITS}
+
+
+def _delete_orphans(index_dir: Path, entries) -> None:
+    """Cached copies no entry refers to (left by removed entries, changed
+    rules or a killed run) are deleted."""
+    kept = {str(index_dir / e["cached"]) for e in entries}
+    for path in (index_dir / "images").rglob("*"):
+        if path.is_file() and str(path) not in kept:
+            path.unlink()
+    for path in (index_dir / "candidates.previous.jsonl", index_dir / "manifest.previous.jsonl"):
+        path.unlink(missing_ok=True)
+
+
 def _write_summary(index_dir: Path, sources, report: IndexReport, exclusions: HashSet,
                    total: int, notes: dict) -> None:
     per_source = {}
@@ -760,10 +810,7 @@ def _write_summary(index_dir: Path, sources, report: IndexReport, exclusions: Ha
             "dropped": dict(report.reasons.get(source.name, Counter()))}
     summary = {"images": total, "sources": per_source,
                "exclusion_references": len(exclusions), **notes,
-               "filters": {"min_side": MIN_SIDE, "max_side": MAX_SIDE,
-                           "min_texture": MIN_TEXTURE, "max_flat_fraction": MAX_FLAT_FRACTION,
-                           "max_transparent": MAX_TRANSPARENT,
-                           "duplicate_bits": DUPLICATE_BITS, "exclude_bits": EXCLUDE_BITS},
+               "filters": _filters(),
                "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     tmp = index_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))

@@ -73,16 +73,21 @@ def synthetic(tmp_path):
     expect[_save(src / "textures/pebbles.png", _normal_map(6))] = "normal map (colours)"
     expect[_save(src / "ui/menu_back.png", _photo(7))] = "ui/art name"
     expect[_save(src / "textures/tiny.png", _photo(8, (200, 150)))] = "small"
-    art = np.zeros((480, 640, 3), np.uint8)
-    for i in range(12):                           # flat colour regions with sharp edges
-        cv2.rectangle(art, (i * 50, i * 30), (i * 50 + 120, i * 30 + 90),
-                      (i * 20 % 255, 255 - i * 20, (i * 70) % 255), -1)
+    cells = np.random.default_rng(14).integers(40, 220, (30, 40, 3)).astype(np.uint8)
+    art = cv2.resize(cells, (640, 480), interpolation=cv2.INTER_NEAREST)   # flat colour tiles
+    for i in range(6):
+        cv2.putText(art, "LEVEL 0%d" % i, (20, 60 + 70 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.5,
+                    (255, 255, 255), 3)
     expect[_save(src / "textures/poster.png", art)] = "flat artwork"
     alpha = np.zeros((480, 640), np.uint8)
     alpha[100:200, 100:300] = 255
     sprite = np.zeros((480, 640, 3), np.uint8)
     sprite[100:200, 100:300] = _photo(9, (200, 100))
     expect[_save(src / "textures/leaf_card.png", sprite, alpha)] = "transparent"
+    stars = np.zeros((600, 800, 3), np.uint8)
+    rng = np.random.default_rng(13)
+    stars[rng.integers(0, 600, 3000), rng.integers(0, 800, 3000)] = 255
+    expect[_save(src / "nebulae/star_field.png", cv2.GaussianBlur(stars, (3, 3), 0))] = "dark"
     oxford_like = _photo(10, (800, 640))
     expect[_save(src / "textures/wall.jpg", cv2.resize(oxford_like, (1000, 800)))] = "excluded"
     # a .pk3 (zip) holding a texture and a normal map
@@ -183,6 +188,21 @@ def test_a_new_exclusion_removes_an_indexed_image(synthetic, tmp_path):
     assert _candidates(index)[str(src / "textures/bark.tga")]["status"] == "excluded"
 
 
+def test_changed_rules_examine_everything_again(synthetic, tmp_path, monkeypatch):
+    src, expect, oxford = synthetic
+    index = tmp_path / "index"
+    ix.build_index(index, [_source(src)], _refs(oxford), log=None)
+    cached = {e["id"]: index / e["cached"] for e in ix.load_manifest(index)}
+    monkeypatch.setattr(ix, "RULES_VERSION", ix.RULES_VERSION + 1)
+    monkeypatch.setattr(ix, "MIN_TEXTURE", 1e9)          # a stricter filter: nothing passes
+    report = ix.build_index(index, [_source(src)], _refs(oxford), log=None,
+                            min_texture=ix.MIN_TEXTURE)
+    assert report.decoded_now == len(expect)
+    assert ix.load_manifest(index) == []
+    assert not any(path.exists() for path in cached.values())
+    assert json.loads((index / "rules.json").read_text())["version"] == ix.RULES_VERSION
+
+
 def test_a_killed_run_resumes(synthetic, tmp_path):
     src, expect, oxford = synthetic
     index = tmp_path / "index"
@@ -267,3 +287,11 @@ def test_licence_from_a_machine_readable_copyright(tmp_path):
 ])
 def test_map_and_ui_names(name, reason):
     assert ix.map_name_reason(name) == reason
+
+
+def test_the_data_script_installs_the_indexed_packages():
+    script = (Path(__file__).resolve().parents[3] / "scripts" / "get_training_data.sh").read_text()
+    listed = []
+    for array in ("pkgs=(", "scale_packages=("):
+        listed += script.split("\n" + array, 1)[1].split(")", 1)[0].split()
+    assert sorted(listed) == sorted(ix.SOURCE_PACKAGES)
