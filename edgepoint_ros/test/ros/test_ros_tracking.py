@@ -14,8 +14,6 @@ coordinates, velocities).
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import yaml
