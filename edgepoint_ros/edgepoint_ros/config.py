@@ -58,7 +58,7 @@ class ExtractorConfig(Settings):
     model: str = "edgepoint"
     # EdgePoint size: tiny | small | medium (the released architecture); picks
     # the shipped weights when `weights` is empty. Other models ignore it.
-    model_size: str = "medium"
+    model_size: str = "small"
     # Path to weights: an ONNX file, or a PyTorch checkpoint (.pt/.pth, e.g. the
     # authors' released EdgePoint.pt). Empty: the weights shipped with the package.
     weights: str = ""
@@ -69,8 +69,9 @@ class ExtractorConfig(Settings):
     # When the requested runtime/device cannot run: True = fall back to CPU and
     # warn, False = fail with an error naming what is missing.
     fallback: bool = True
-    # Numeric precision of the network: fp32 | fp16 | int8.
-    precision: str = "fp32"
+    # Numeric precision of the network: fp32 | fp16 | int8 (int8: calibrated
+    # once on offline images and cached; `prepare_models` builds it ahead).
+    precision: str = "int8"
     # Keep at most this many keypoints (highest scores first); 0 = no limit.
     max_keypoints: int = 1024
     # Keep keypoints whose score is at least this (model's score scale).

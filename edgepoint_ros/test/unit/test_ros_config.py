@@ -1,9 +1,10 @@
 """config/*.yaml, launch files and the RViz layout agree with the code.
 
-The launch files cannot run here (`launch`/`launch_ros` are not on PyPI), so
-they are checked as Python source with `ast`: every executable they start
-exists in setup.py, every file they name exists, every launch argument they
-read is declared.
+A fast first line without DDS: the launch files are checked as Python source
+with `ast` (every executable they start exists in setup.py, every file they
+name exists, every launch argument they read is declared); test/ros/
+test_ros_launch.py runs them under the real `ros2 launch`. The node YAML
+files show exactly the defaults declared in code.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import yaml
 from edgepoint_ros.config import ExtractorConfig
 from edgepoint_ros.ros import parameters
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PACKAGE_DIR / "config"
 LAUNCH_DIR = PACKAGE_DIR / "launch"
 
@@ -37,6 +38,18 @@ def test_yaml_holds_exactly_the_declared_parameters_with_valid_values(node):
         # The YAML type must be the declared one: rclpy refuses 0 for a double.
         assert type(value) is type(declared[name].default), (name, value)
         assert declared[name].check(value) is None
+
+
+@pytest.mark.parametrize("node", sorted(parameters.NODE_PARAMETERS))
+def test_yaml_values_are_the_code_defaults(node):
+    """One source for every default: the node YAML files show the declared
+    defaults (so `ros2 run` and `ros2 launch` start the same thing); a real
+    override belongs in a params_file of its own."""
+    values = _ros_parameters(node)
+    declared = {spec.name: spec for spec in parameters.NODE_PARAMETERS[node]}
+    differing = {name: (value, declared[name].default) for name, value in values.items()
+                 if name in declared and value != declared[name].default}
+    assert differing == {}, f"{node}.yaml (value, code default) differ: {differing}"
 
 
 def test_extractor_parameters_mirror_extractor_config_and_default_to_a_learned_model():
