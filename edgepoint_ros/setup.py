@@ -38,6 +38,8 @@ setup(
             "evaluate_sequence = edgepoint_ros.cli.evaluate_sequence:main",
             "soak = edgepoint_ros.cli.soak:main",
             "make_validation_set = edgepoint_ros.cli.make_validation_set:main",
+            "prepare_models = edgepoint_ros.cli.prepare_models:main",
+            "speed_quality = edgepoint_ros.cli.speed_quality:main",
         ],
     },
 )
