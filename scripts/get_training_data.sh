@@ -10,8 +10,8 @@
 #    opencv-doc.
 # 2. The packages of the image index (`scale_packages`, with (1) =
 #    training/image_index.py SOURCE_PACKAGES): more wallpapers, landscape
-#    panoramas, map imagery and game texture packs (about 7 GB to download,
-#    11 GB installed), installed without their recommendations (no games, no
+#    panoramas, map imagery and game texture packs (about 9 GB to download,
+#    14 GB installed), installed without their recommendations (no games, no
 #    desktop: data and fonts only).
 # 3. `python -m edgepoint_ros.cli.index_training_images` (niced): filters,
 #    de-duplicates and caches them under $EDGEPOINT_TRAINING_INDEX
@@ -29,7 +29,10 @@ scale_packages=(sway-backgrounds desktop-base stellarium-data marble-data marble
                 redeclipse-data flightgear-data-base 0ad-data colobot-common-textures
                 torcs-data trigger-rally-data flightgear-data-models flightgear-data-ai
                 megaglest-data freeorion-data scorched3d-data extremetuxracer-data
-                neverball-data warzone2100-data)
+                neverball-data warzone2100-data nexuiz-data ufoai-data openarena-data
+                openarena-085-data openarena-088-data openarena-081-maps openarena-081-misc
+                openarena-081-players naev-data endless-sky-data blender-data lugaru-data
+                trackballs-data enlightenment-data sweethome3d-furniture krita-data xmoto-data)
 install_only=0
 if [ "${1:-}" = "--install-only" ]; then install_only=1; shift; fi
 

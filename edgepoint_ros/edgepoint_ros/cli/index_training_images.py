@@ -6,6 +6,7 @@ changed files and adds what passes.
 
     python -m edgepoint_ros.cli.index_training_images [--index DIR] [--packages P ...]
         [--oxford DIR] [--stop-at HH:MM] [--limit-per-source N]
+    python -m edgepoint_ros.cli.index_training_images --markdown    # the counts, for docs
 
 `scripts/get_training_data.sh` installs the packages and runs this (niced).
 """
@@ -49,7 +50,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop cleanly (resumable) at this UTC time")
     parser.add_argument("--limit-per-source", type=int, default=0,
                         help="at most this many new candidates per source (trials)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the last complete run's counts (summary.json) as a "
+                             "Markdown table and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        import json
+        summary_path = args.index / "summary.json"
+        if not summary_path.exists():
+            print(f"index_training_images: no {summary_path}; index first", file=sys.stderr)
+            return 2
+        print(ix.summary_markdown(json.loads(summary_path.read_text())))
+        return 0
 
     from ..evaluation.validation_set import VIDEO_DIR, VIDEO_FRAMES
     missing = [p for p in args.packages if not ix.package_files(p)]

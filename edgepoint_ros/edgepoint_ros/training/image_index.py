@@ -5,8 +5,9 @@ perceptual hash, with the pictures the package validates and reports on
 excluded by hash, and a manifest that says where each came from.
 
 `build_index(index_dir, sources, exclusions)` walks the sources (a package's
-installed files, and the members of the zip archives it ships: `.pk3`,
-`.zip`), and for each candidate image, in this order:
+installed files outside documentation and icon folders, and the members of
+the zip archives it ships: `.pk3`, `.zip`, `.wz`, `.sh3f`), and for each
+candidate image, in this order:
 
 1. name      drops names of non-photographic maps and art (normal, bump,
              height, gloss, specular, glow, luma, ambient occlusion, masks;
@@ -16,11 +17,12 @@ installed files, and the members of the zip archives it ships: `.pk3`,
 3. size      the trainer's minimum: shorter side >= MIN_SIDE after the
              downscale to MAX_SIDE (`training.data`), read from the header
              before anything is decoded
-4. content   mostly transparent (cut-outs, sprites, decals), a tangent-space
-             normal map by its colours, too little texture (variance of the
-             Laplacian < MIN_TEXTURE, the trainer's bound) and flat artwork
-             (a large share of the pixels in exactly uniform 3x3 blocks:
-             logos, UI, cartoons, rendered text)
+4. content   mostly transparent over a uniform fill (cut-outs, sprites,
+             decals), a tangent-space normal map by its colours, too little
+             texture (variance of the Laplacian < MIN_TEXTURE, the trainer's
+             bound), mostly near-black (star fields: MAX_DARK) and flat
+             artwork (a large share of the pixels in exactly uniform 3x3
+             blocks: logos, UI, cartoons, rendered text)
 5. excluded  its perceptual hash within EXCLUDE_BITS of a reference that
              must never be trained on (Oxford, opencv-doc's copies of it,
              the held-out validation pictures, the validation video frames)
@@ -34,8 +36,9 @@ path (and archive member), hash, sizes. Every candidate's outcome is
 appended to `<index>/candidates.jsonl` keyed by path, member and a
 fingerprint (size and mtime; the archive member's CRC), so a second run
 decodes only what is new or changed and adds what passes; entries already
-in the index stay (unless an exclusion reference now matches them, which
-removes them). Both files are append-only while a run works (it can be
+in the index stay, unless an exclusion reference now matches them or their
+file is gone from its package (then they are removed, cached copy and all,
+and their duplicates are examined again). Both files are append-only while a run works (it can be
 killed and resumed) and are compacted at its end; `summary.json` holds the
 counts per source after each filter.
 
@@ -79,7 +82,12 @@ TEXTURE_PACKAGES = ("nexuiz-textures", "ufoai-textures", "openarena-081-textures
                     "colobot-common-textures", "torcs-data", "trigger-rally-data",
                     "flightgear-data-models", "flightgear-data-ai", "megaglest-data",
                     "freeorion-data", "scorched3d-data", "extremetuxracer-data",
-                    "neverball-data", "warzone2100-data")
+                    "neverball-data", "warzone2100-data", "nexuiz-data", "ufoai-data",
+                    "openarena-data", "openarena-085-data", "openarena-088-data",
+                    "openarena-081-maps", "openarena-081-misc", "openarena-081-players",
+                    "naev-data", "endless-sky-data", "blender-data", "lugaru-data",
+                    "trackballs-data", "enlightenment-data", "sweethome3d-furniture",
+                    "krita-data", "xmoto-data")
 SOURCE_PACKAGES = PHOTO_PACKAGES + TEXTURE_PACKAGES
 # Where in a package its pictures are, when not everywhere: opencv-doc's
 # HTML documentation is screenshots and diagrams; its sample data are photos.
@@ -87,7 +95,7 @@ PACKAGE_ROOTS = {"opencv-doc": ("/usr/share/doc/opencv-doc/examples/data",)}
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tga", ".bmp", ".dds", ".webp", ".tif", ".tiff",
                     ".rgb", ".rgba", ".sgi", ".ppm", ".pgm")
-ARCHIVE_EXTENSIONS = (".pk3", ".zip", ".wz")     # .wz: warzone2100's zip archives
+ARCHIVE_EXTENSIONS = (".pk3", ".zip", ".wz", ".sh3f")  # zip archives (warzone2100, Sweet Home 3D)
 # Folders of documentation and desktop art in any package (handbook
 # screenshots, icons): not candidates, unless PACKAGE_ROOTS names them.
 NOT_PICTURE_TREES = ("/usr/share/doc/", "/usr/share/help/", "/usr/share/icons/",
@@ -120,7 +128,7 @@ _MAP_SUFFIX = re.compile(r"[_\-. ](" + "|".join(sorted(_MAP_WORDS, key=len, reve
 _MAP_WORD = re.compile(r"(^|[_\-. ])(normalmap|normal|normals|bumpmap|heightmap|gloss|specular|"
                        r"glowmap|lightmap|roughness|metallic|occlusion)([_\-. ]|\d|$)")
 # UI and other art by a folder or name: interface pictures, icons, fonts, logos.
-_ART_PARTS = {"ui", "gui", "hud", "gfx", "icons", "icon", "fonts", "font", "cursors", "cursor",
+_ART_PARTS = {"ui", "gui", "hud", "icons", "icon", "fonts", "font", "cursors", "cursor",
               "menu", "menus", "logo", "logos", "portraits", "emblems", "splash", "crosshairs",
               "crosshair", "lightmaps", "minimap", "minimaps", "flags", "particles", "particle",
               "sprites", "decals", "fonts-ttf", "help", "buttons", "widgets", "theme", "themes",
@@ -148,6 +156,8 @@ def map_name_reason(path: str) -> str | None:
     if _MAP_SUFFIX.search(stem) or _MAP_WORD.search(stem):
         return "map name"
     if any(part in _ART_PARTS for part in parts[:-1]):
+        return "ui/art name"
+    if parts[0] == "gfx" and len(parts) > 1:   # a Quake-family archive's gfx/: HUD, menus
         return "ui/art name"
     if any(fnmatch.fnmatch(parts[-1], pattern) for pattern in _ART_NAME):
         return "ui/art name"
@@ -638,19 +648,17 @@ def build_index(index_dir: str | Path, sources: Sequence[Source], exclusions: Ha
     seen: dict[str, dict] = {}
     for rec in _read_jsonl(cand_path):
         seen[rec["key"]] = rec
-    entries = OrderedDict((e["id"], e) for e in load_manifest(index_dir))
+    # entries whose cached copy is gone are examined again (the copy is rewritten)
+    entries = OrderedDict((e["id"], e) for e in load_manifest(index_dir)
+                          if (index_dir / e["cached"]).is_file())
     report = IndexReport()
 
     # Entries an exclusion reference now matches leave the index.
-    index_hashes = HashSet()
     dropped = []
     for entry in list(entries.values()):
-        h = int(entry["phash"], 16)
-        distance, ref = exclusions.nearest(h)
+        distance, ref = exclusions.nearest(int(entry["phash"], 16))
         if distance <= EXCLUDE_BITS:
             dropped.append((entry, ref))
-            continue
-        index_hashes.add(h, entry["id"])
     cand_file = open(cand_path, "a", encoding="utf-8")
     man_file = open(man_path, "a", encoding="utf-8")
 
@@ -661,23 +669,40 @@ def build_index(index_dir: str | Path, sources: Sequence[Source], exclusions: Ha
         cand_file.write(json.dumps(rec, sort_keys=True) + "\n")
         return rec
 
+    # Files gone from a package (upgraded, removed) leave the index too.
+    listed = [(source, list(source.candidates())) for source in sources]
+    visited = {c.key for _, candidates in listed for c in candidates}
+    names = {source.name for source in sources}
+    for entry in [e for e in entries.values() if e["package"] in names and e["key"] not in visited]:
+        dropped.append((entry, None))
+    removed_ids = set()
     for entry, ref in dropped:
         del entries[entry["id"]]
-        man_file.write(json.dumps({"id": entry["id"], "removed": f"excluded: {ref}"}) + "\n")
-        if entry["key"] in seen:
+        removed_ids.add(entry["id"])
+        reason = f"excluded: {ref}" if ref else "file gone"
+        man_file.write(json.dumps({"id": entry["id"], "removed": reason}) + "\n")
+        if ref and entry["key"] in seen:
             record(Candidate(entry["package"], entry["path"], entry.get("member"),
                              seen[entry["key"]]["fingerprint"]), "excluded", reference=ref)
-        cached = index_dir / entry["cached"]
-        cached.unlink(missing_ok=True)
+        elif not ref:
+            seen.pop(entry["key"], None)
+        (index_dir / entry["cached"]).unlink(missing_ok=True)
         report.removed[entry["package"]] += 1
+    # what was a duplicate of a removed image is examined again
+    for key in [k for k, rec in seen.items()
+                if rec["status"] == "duplicate" and rec.get("of") in removed_ids]:
+        del seen[key]
+    index_hashes = HashSet()
+    for entry in entries.values():
+        index_hashes.add(int(entry["phash"], 16), entry["id"])
 
     stopped = False
     try:
-        for source in sources:
+        for source, candidates in listed:
             records = []
             new = 0
             archive_cache: dict[str, zipfile.ZipFile] = {}
-            for candidate in source.candidates():
+            for candidate in candidates:
                 old = seen.get(candidate.key)
                 if old is not None and old["fingerprint"] == candidate.fingerprint \
                         and not (old["status"] == "indexed" and old.get("id") not in entries):
@@ -815,6 +840,20 @@ def _write_summary(index_dir: Path, sources, report: IndexReport, exclusions: Ha
     tmp = index_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, index_dir / "summary.json")
+
+
+def summary_markdown(summary: dict) -> str:
+    """The counts of `summary.json` as a Markdown table (docs/training_data.md)."""
+    head = ["package", "licence"] + list(FILTERS)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    total = Counter()
+    for name, source in summary["sources"].items():
+        stages = source["stages"]
+        total.update(stages)
+        lines.append("| " + " | ".join([name, source["licence"]] +
+                                       [str(stages[s]) for s in FILTERS]) + " |")
+    lines.append("| **total** | | " + " | ".join(f"**{total[s]}**" for s in FILTERS) + " |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------- reading it back

@@ -167,6 +167,21 @@ def test_second_run_only_adds_what_is_new(synthetic, tmp_path):
     third = ix.build_index(index, [_source(src)], _refs(oxford), log=None)
     assert third.decoded_now == 2 and third.added["synthetic-data"] == 1
     assert len(ix.load_manifest(index)) == 5
+    # a deleted cached copy is written again
+    lost = ix.load_manifest(index)[0]
+    (index / lost["cached"]).unlink()
+    fifth = ix.build_index(index, [_source(src)], _refs(oxford), log=None)
+    assert fifth.decoded_now == 1 and (index / lost["cached"]).is_file()
+    assert len(ix.load_manifest(index)) == 5
+    # a file gone from its package leaves the index (its cached copy too)
+    gone = next(e for e in ix.load_manifest(index) if e["path"].endswith("moss.png"))
+    (src / "textures/moss.png").unlink()
+    sixth = ix.build_index(index, [_source(src)], _refs(oxford), log=None)
+    assert sixth.removed["synthetic-data"] == 1 and not (index / gone["cached"]).exists()
+    # and its duplicate, examined again, takes its place
+    assert sixth.decoded_now == 1 and sixth.added["synthetic-data"] == 1
+    assert [e["path"] for e in ix.load_manifest(index) if "moss" in e["path"]] == \
+        [str(src / "textures/moss_again.jpg")]
     # a changed file is examined again
     _save(src / "textures/grass.jpg", np.full((480, 640, 3), 90, np.uint8))
     fourth = ix.build_index(index, [_source(src)], _refs(oxford), log=None)
@@ -282,6 +297,8 @@ def test_licence_from_a_machine_readable_copyright(tmp_path):
     ("textures/wall_glow.tga", "map name"), ("textures/normalmap_2.png", "map name"),
     ("textures/lava_luma.jpg", "map name"), ("gfx/menu/background.tga", "ui/art name"),
     ("art/textures/ui/session/icon.dds", "ui/art name"), ("Ubuntu-logo.png", "ui/art name"),
+    ("gfx/damage/blood.tga", "ui/art name"),
+    ("/usr/share/games/naev/dat/gfx/planet/exterior/city.webp", None),
     ("textures/rock.tga", None), ("textures/sand_dunes.jpg", None),
     ("textures/abnormal_rock.png", None),
 ])
@@ -295,3 +312,15 @@ def test_the_data_script_installs_the_indexed_packages():
     for array in ("pkgs=(", "scale_packages=("):
         listed += script.split("\n" + array, 1)[1].split(")", 1)[0].split()
     assert sorted(listed) == sorted(ix.SOURCE_PACKAGES)
+
+
+def test_summary_as_markdown(synthetic, tmp_path):
+    src, expect, oxford = synthetic
+    index = tmp_path / "index"
+    ix.build_index(index, [_source(src)], _refs(oxford), log=None)
+    table = ix.summary_markdown(json.loads((index / "summary.json").read_text()))
+    rows = table.splitlines()
+    assert rows[0].startswith("| package | licence | candidates |")
+    assert rows[2].startswith(f"| synthetic-data | CC0-1.0 | {len(expect)} |")
+    assert rows[2].endswith("| 4 |")
+    assert rows[-1].endswith("**4** |")
