@@ -32,7 +32,9 @@ scale_packages=(sway-backgrounds desktop-base stellarium-data marble-data marble
                 neverball-data warzone2100-data nexuiz-data ufoai-data openarena-data
                 openarena-085-data openarena-088-data openarena-081-maps openarena-081-misc
                 openarena-081-players naev-data endless-sky-data blender-data lugaru-data
-                trackballs-data enlightenment-data sweethome3d-furniture krita-data xmoto-data)
+                trackballs-data enlightenment-data sweethome3d-furniture krita-data
+                libirrlicht-doc mypaint-data bzflag-data palapeli-data wesnoth-1.16-data
+                widelands-data)
 install_only=0
 if [ "${1:-}" = "--install-only" ]; then install_only=1; shift; fi
 

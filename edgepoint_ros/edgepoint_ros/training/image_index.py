@@ -26,7 +26,11 @@ candidate image, in this order:
 5. excluded  its perceptual hash within EXCLUDE_BITS of a reference that
              must never be trained on (Oxford, opencv-doc's copies of it,
              the held-out validation pictures, the validation video frames)
-6. duplicate within DUPLICATE_BITS of an image already in the index
+6. duplicate within DUPLICATE_BITS of an image already in the index and,
+             confirmed by a finer 256-bit hash (16x16 frequencies of a 64x64
+             thumbnail), within FINE_DUPLICATE_BITS of it: the 64-bit hash
+             alone takes two different stochastic textures (two dirt or grass
+             variants) with the same lighting layout for one
 
 A candidate that passes is downscaled (long side <= MAX_SIDE, as the trainer
 does) and written to `<index>/images/<id[:2]>/<id>.jpg` (JPEG quality 95,
@@ -87,11 +91,13 @@ TEXTURE_PACKAGES = ("nexuiz-textures", "ufoai-textures", "openarena-081-textures
                     "openarena-081-maps", "openarena-081-misc", "openarena-081-players",
                     "naev-data", "endless-sky-data", "blender-data", "lugaru-data",
                     "trackballs-data", "enlightenment-data", "sweethome3d-furniture",
-                    "krita-data", "xmoto-data")
+                    "krita-data", "libirrlicht-doc", "mypaint-data", "bzflag-data",
+                    "palapeli-data", "wesnoth-1.16-data", "widelands-data")
 SOURCE_PACKAGES = PHOTO_PACKAGES + TEXTURE_PACKAGES
 # Where in a package its pictures are, when not everywhere: opencv-doc's
 # HTML documentation is screenshots and diagrams; its sample data are photos.
-PACKAGE_ROOTS = {"opencv-doc": ("/usr/share/doc/opencv-doc/examples/data",)}
+PACKAGE_ROOTS = {"opencv-doc": ("/usr/share/doc/opencv-doc/examples/data",),
+                 "libirrlicht-doc": ("/usr/share/doc/libirrlicht-dev/media",)}
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tga", ".bmp", ".dds", ".webp", ".tif", ".tiff",
                     ".rgb", ".rgba", ".sgi", ".ppm", ".pgm")
@@ -102,13 +108,14 @@ NOT_PICTURE_TREES = ("/usr/share/doc/", "/usr/share/help/", "/usr/share/icons/",
                      "/usr/share/pixmaps/", "/usr/share/man/", "/usr/share/locale/")
 # Bump when a filter changes: an index built under other rules is examined
 # again from the start (its cached copies that no longer qualify are deleted).
-RULES_VERSION = 2
+RULES_VERSION = 3
 MIN_TEXTURE = 20.0        # variance of the Laplacian, as training.data.load_image_bank
 MAX_FLAT_FRACTION = 0.5   # share of pixels in exactly uniform 3x3 blocks above which it is artwork
 MAX_TRANSPARENT = 0.25    # share of pixels with alpha < 128 above which it is a cut-out
 MAX_DARK = 0.5            # share of near-black pixels (grey < 24) above which crops are empty
                           # (star fields, night scenes: the trainer's crops would see nothing)
-DUPLICATE_BITS = 8        # pHash Hamming distance (of 64) at or below which two images are one
+DUPLICATE_BITS = 8        # pHash Hamming distance (of 64) at or below which two images may be one
+FINE_DUPLICATE_BITS = 12  # and fine-hash distance (of 255) at or below which they are
 EXCLUDE_BITS = 12         # the same against the excluded references (wider: cheap to be safe)
 CACHE_QUALITY = 95
 
@@ -119,11 +126,11 @@ _MAP_WORDS = ("n", "nm", "nrm", "norm", "normal", "normals", "normalmap", "local
               "bump", "bumpmap", "bmp", "h", "height", "heightmap", "hgt", "disp", "displace",
               "displacement", "parallax", "g", "gloss", "glossmap", "glossiness", "s", "spec",
               "specular", "specmap", "glow", "glowmap", "luma", "emit", "emission", "emissive",
-              "illum", "lum", "ao", "occ", "occlusion", "ambientocclusion", "rough", "roughness",
-              "metal", "metallic", "metalness", "orm", "rma", "mra", "mask", "alpha", "opacity",
+              "illum", "lum", "ao", "occ", "occlusion", "ambientocclusion", "roughness",
+              "metallic", "metalness", "orm", "rma", "mra", "mask", "alpha", "opacity",
               "reflect", "refl", "dudv", "pants", "shirt", "lightmap", "lm", "depth", "shadow",
               "cubemap_mask")
-_MAP_SUFFIX = re.compile(r"[_\-. ](" + "|".join(sorted(_MAP_WORDS, key=len, reverse=True)) +
+_MAP_SUFFIX = re.compile(r"(^|[_\-. ])(" + "|".join(sorted(_MAP_WORDS, key=len, reverse=True)) +
                          r")\d*$")
 _MAP_WORD = re.compile(r"(^|[_\-. ])(normalmap|normal|normals|bumpmap|heightmap|gloss|specular|"
                        r"glowmap|lightmap|roughness|metallic|occlusion)([_\-. ]|\d|$)")
@@ -177,6 +184,22 @@ def phash(image: np.ndarray) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
+def fine_hash(image: np.ndarray) -> int:
+    """255-bit DCT hash: the 16x16 lowest frequencies of a 64x64 grey
+    thumbnail (DC left out) against their median. Tells apart pictures the
+    64-bit hash confuses (stochastic textures with one layout), still the same
+    for a picture downscaled, recompressed or recoloured."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey.astype(np.float32), (64, 64), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(small)[:16, :16].ravel()[1:]
+    bits = np.concatenate([(low > np.median(low)).astype(np.uint8), [0]])
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def _words(h: int) -> np.ndarray:
+    return np.array([(h >> (64 * k)) & 0xFFFFFFFFFFFFFFFF for k in range(4)], np.uint64)
+
+
 def hamming(hashes: np.ndarray, h: int) -> np.ndarray:
     """Hamming distances between an array of uint64 hashes and one hash."""
     if len(hashes) == 0:
@@ -189,16 +212,40 @@ class HashSet:
 
     def __init__(self):
         self._hashes = np.zeros(1024, np.uint64)
+        self._fine = np.zeros((1024, 4), np.uint64)
+        self._has_fine = np.zeros(1024, bool)
         self.names: list[str] = []
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def add(self, h: int, name: str) -> None:
-        if len(self.names) == len(self._hashes):
+    def add(self, h: int, name: str, fine: int | None = None) -> None:
+        n = len(self.names)
+        if n == len(self._hashes):
             self._hashes = np.concatenate([self._hashes, np.zeros_like(self._hashes)])
-        self._hashes[len(self.names)] = np.uint64(h)
+            self._fine = np.concatenate([self._fine, np.zeros_like(self._fine)])
+            self._has_fine = np.concatenate([self._has_fine, np.zeros_like(self._has_fine)])
+        self._hashes[n] = np.uint64(h)
+        if fine is not None:
+            self._fine[n] = _words(fine)
+            self._has_fine[n] = True
         self.names.append(name)
+
+    def duplicate(self, h: int, fine: int, bits: int, fine_bits: int) -> tuple[int, int, str] | None:
+        """(distance, fine distance, name) of the nearest hash within `bits`
+        whose fine hash is within `fine_bits` (one without a fine hash counts
+        as 0), or None."""
+        n = len(self.names)
+        close = np.flatnonzero(hamming(self._hashes[:n], h) <= bits)
+        if len(close) == 0:
+            return None
+        fine_d = np.bitwise_count(self._fine[close] ^ _words(fine)[None, :]).sum(axis=1)
+        fine_d = np.where(self._has_fine[close], fine_d, 0)
+        best = int(fine_d.argmin())
+        if fine_d[best] > fine_bits:
+            return None
+        i = int(close[best])
+        return int(hamming(self._hashes[i:i + 1], h)[0]), int(fine_d[best]), self.names[i]
 
     def nearest(self, h: int) -> tuple[int, str | None]:
         """(distance, name) of the nearest hash; (65, None) when empty."""
@@ -694,7 +741,8 @@ def build_index(index_dir: str | Path, sources: Sequence[Source], exclusions: Ha
         del seen[key]
     index_hashes = HashSet()
     for entry in entries.values():
-        index_hashes.add(int(entry["phash"], 16), entry["id"])
+        index_hashes.add(int(entry["phash"], 16), entry["id"],
+                         int(entry["fhash"], 16) if "fhash" in entry else None)
 
     stopped = False
     try:
@@ -782,9 +830,11 @@ def _index_one(candidate, source, index_dir, archive_cache, exclusions, index_ha
     distance, ref = exclusions.nearest(h)
     if distance <= EXCLUDE_BITS:
         return record(candidate, "excluded", reference=ref, distance=distance, phash=f"{h:016x}")
-    distance, other = index_hashes.nearest(h)
-    if distance <= DUPLICATE_BITS:
-        return record(candidate, "duplicate", of=other, distance=distance, phash=f"{h:016x}")
+    fine = fine_hash(rgb)
+    dup = index_hashes.duplicate(h, fine, DUPLICATE_BITS, FINE_DUPLICATE_BITS)
+    if dup is not None:
+        return record(candidate, "duplicate", of=dup[2], distance=dup[0], fine_distance=dup[1],
+                      phash=f"{h:016x}")
     cached = Path("images") / candidate.id[:2] / f"{candidate.id}.jpg"
     target = index_dir / cached
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -798,11 +848,11 @@ def _index_one(candidate, source, index_dir, archive_cache, exclusions, index_ha
     entry = {"id": candidate.id, "key": candidate.key, "package": source.name,
              "version": source.version, "licence": source.licence,
              "copyright": source.copyright, "path": candidate.path, "member": candidate.member,
-             "phash": f"{h:016x}", "width": width, "height": height,
+             "phash": f"{h:016x}", "fhash": f"{fine:064x}", "width": width, "height": height,
              "cached": str(cached), "cached_width": int(rgb.shape[1]),
              "cached_height": int(rgb.shape[0]), **stats}
     entries[candidate.id] = entry
-    index_hashes.add(h, candidate.id)
+    index_hashes.add(h, candidate.id, fine)
     man_file.write(json.dumps(entry, sort_keys=True) + "\n")
     return record(candidate, "indexed", id=candidate.id, phash=f"{h:016x}")
 
@@ -811,7 +861,8 @@ def _filters() -> dict:
     return {"rules_version": RULES_VERSION, "min_side": MIN_SIDE, "max_side": MAX_SIDE,
             "min_texture": MIN_TEXTURE, "max_flat_fraction": MAX_FLAT_FRACTION,
             "max_transparent": MAX_TRANSPARENT, "max_dark": MAX_DARK,
-            "duplicate_bits": DUPLICATE_BITS, "exclude_bits": EXCLUDE_BITS}
+            "duplicate_bits": DUPLICATE_BITS, "fine_duplicate_bits": FINE_DUPLICATE_BITS,
+            "exclude_bits": EXCLUDE_BITS}
 
 
 def _delete_orphans(index_dir: Path, entries) -> None:

@@ -254,6 +254,32 @@ def test_phash_is_stable_under_scale_and_far_between_pictures():
     assert ix.hamming(np.array([ix.phash(a)], np.uint64), ix.phash(b))[0] > 16
 
 
+def test_fine_hash_tells_apart_textures_of_one_layout():
+    """Two different stochastic textures under the same baked lighting share
+    the 64-bit hash; the fine hash parts them, and still joins a recoloured,
+    downscaled copy."""
+    layout = cv2.resize(np.random.default_rng(0).uniform(0.3, 1, (6, 6)).astype(np.float32),
+                        (512, 512), interpolation=cv2.INTER_CUBIC)
+
+    def texture(seed):
+        noise = cv2.GaussianBlur(np.random.default_rng(seed).uniform(0, 1, (512, 512))
+                                 .astype(np.float32), (0, 0), 3)
+        grey = np.clip(layout * (1 + 0.1 * (noise - noise.mean()) / noise.std()), 0, 1)
+        return (np.repeat(grey[..., None], 3, axis=2) * 255).astype(np.uint8)
+
+    a, b = texture(1), texture(2)
+    copy = cv2.resize(a, (300, 300), interpolation=cv2.INTER_AREA)
+    copy = (copy * np.array([1.0, 0.8, 0.6])).astype(np.uint8)       # recoloured
+    refs = ix.HashSet()
+    refs.add(ix.phash(a), "a", ix.fine_hash(a))
+    assert ix.hamming(np.array([ix.phash(a)], np.uint64), ix.phash(b))[0] <= ix.DUPLICATE_BITS
+    assert refs.duplicate(ix.phash(b), ix.fine_hash(b), ix.DUPLICATE_BITS,
+                          ix.FINE_DUPLICATE_BITS) is None
+    found = refs.duplicate(ix.phash(copy), ix.fine_hash(copy), ix.DUPLICATE_BITS,
+                           ix.FINE_DUPLICATE_BITS)
+    assert found is not None and found[2] == "a"
+
+
 def test_default_exclusions_cover_oxford_opencv_copies_and_held_out(tmp_path):
     oxford = tmp_path / "oxford-affine" / "graf"
     _save(oxford / "img1.png", _photo(40))
@@ -299,6 +325,8 @@ def test_licence_from_a_machine_readable_copyright(tmp_path):
     ("art/textures/ui/session/icon.dds", "ui/art name"), ("Ubuntu-logo.png", "ui/art name"),
     ("gfx/damage/blood.tga", "ui/art name"),
     ("/usr/share/games/naev/dat/gfx/planet/exterior/city.webp", None),
+    ("maps/xerxes/h.png", "map name"), ("textures/floor_metal.jpg", None),
+    ("textures/stone_rough.png", None),
     ("textures/rock.tga", None), ("textures/sand_dunes.jpg", None),
     ("textures/abnormal_rock.png", None),
 ])
