@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop cleanly (resumable) at this UTC time")
     parser.add_argument("--limit-per-source", type=int, default=0,
                         help="at most this many new candidates per source (trials)")
+    parser.add_argument("--min-side", type=int, default=None,
+                        help="shorter side after the downscale, at least (default: the "
+                             "trainer's data.MIN_SIDE); another value re-examines the index")
     parser.add_argument("--markdown", action="store_true",
                         help="print the last complete run's counts (summary.json) as a "
                              "Markdown table and exit")
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = [ix.package_source(p) for p in args.packages if p not in missing]
     report = ix.build_index(args.index, sources, exclusions,
                             limit_per_source=args.limit_per_source,
+                            **({"min_side": args.min_side} if args.min_side else {}),
                             log=lambda m: print(m, flush=True),
                             deadline=_deadline(args.stop_at) if args.stop_at else None,
                             notes={"exclusions": counts, "oxford_dir": str(args.oxford)})

@@ -684,14 +684,17 @@ def build_index(index_dir: str | Path, sources: Sequence[Source], exclusions: Ha
     cand_path, man_path = index_dir / "candidates.jsonl", index_dir / "manifest.jsonl"
     rules_path = index_dir / "rules.json"
     rules = json.loads(rules_path.read_text()) if rules_path.exists() else None
-    if rules is None or rules.get("version") != RULES_VERSION:
+    now = {"version": RULES_VERSION, **_filters(max_side, min_side, min_texture)}
+    identity = ("version", "max_side", "min_side", "min_texture")
+    if rules is None or any(rules.get(k) != now[k] for k in identity):
         if rules is not None and log:
-            log(f"index rules changed (version {rules.get('version')} -> {RULES_VERSION}): "
-                "every candidate is examined again")
+            log("index rules changed (" + ", ".join(f"{k} {rules.get(k)} -> {now[k]}"
+                                                    for k in identity if rules.get(k) != now[k])
+                + "): every candidate is examined again")
         for path in (cand_path, man_path):
             if path.exists():
                 os.replace(path, path.with_name(path.stem + ".previous.jsonl"))
-        rules_path.write_text(json.dumps({"version": RULES_VERSION, **_filters()}, indent=1))
+        rules_path.write_text(json.dumps(now, indent=1))
     seen: dict[str, dict] = {}
     for rec in _read_jsonl(cand_path):
         seen[rec["key"]] = rec
@@ -794,7 +797,8 @@ def build_index(index_dir: str | Path, sources: Sequence[Source], exclusions: Ha
     report.seconds = time.time() - start
     if not stopped:
         _delete_orphans(index_dir, entries.values())
-        _write_summary(index_dir, sources, report, exclusions, len(entries), notes or {})
+        _write_summary(index_dir, sources, report, exclusions, len(entries), notes or {},
+                       _filters(max_side, min_side, min_texture))
     return report
 
 
@@ -857,9 +861,10 @@ def _index_one(candidate, source, index_dir, archive_cache, exclusions, index_ha
     return record(candidate, "indexed", id=candidate.id, phash=f"{h:016x}")
 
 
-def _filters() -> dict:
-    return {"rules_version": RULES_VERSION, "min_side": MIN_SIDE, "max_side": MAX_SIDE,
-            "min_texture": MIN_TEXTURE, "max_flat_fraction": MAX_FLAT_FRACTION,
+def _filters(max_side: int = MAX_SIDE, min_side: int = MIN_SIDE,
+             min_texture: float = MIN_TEXTURE) -> dict:
+    return {"rules_version": RULES_VERSION, "min_side": min_side, "max_side": max_side,
+            "min_texture": min_texture, "max_flat_fraction": MAX_FLAT_FRACTION,
             "max_transparent": MAX_TRANSPARENT, "max_dark": MAX_DARK,
             "duplicate_bits": DUPLICATE_BITS, "fine_duplicate_bits": FINE_DUPLICATE_BITS,
             "exclude_bits": EXCLUDE_BITS}
@@ -877,7 +882,7 @@ def _delete_orphans(index_dir: Path, entries) -> None:
 
 
 def _write_summary(index_dir: Path, sources, report: IndexReport, exclusions: HashSet,
-                   total: int, notes: dict) -> None:
+                   total: int, notes: dict, filters: dict) -> None:
     per_source = {}
     for source in sources:
         per_source[source.name] = {
@@ -886,7 +891,7 @@ def _write_summary(index_dir: Path, sources, report: IndexReport, exclusions: Ha
             "dropped": dict(report.reasons.get(source.name, Counter()))}
     summary = {"images": total, "sources": per_source,
                "exclusion_references": len(exclusions), **notes,
-               "filters": _filters(),
+               "filters": filters,
                "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     tmp = index_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))

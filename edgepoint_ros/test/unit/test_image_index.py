@@ -216,6 +216,11 @@ def test_changed_rules_examine_everything_again(synthetic, tmp_path, monkeypatch
     assert ix.load_manifest(index) == []
     assert not any(path.exists() for path in cached.values())
     assert json.loads((index / "rules.json").read_text())["version"] == ix.RULES_VERSION
+    # so does another minimum size
+    again = ix.build_index(index, [_source(src)], _refs(oxford), log=None, min_side=100,
+                           min_texture=ix.MIN_TEXTURE)
+    assert again.decoded_now == len(expect)
+    assert json.loads((index / "summary.json").read_text())["filters"]["min_side"] == 100
 
 
 def test_a_killed_run_resumes(synthetic, tmp_path):
