@@ -108,7 +108,7 @@ NOT_PICTURE_TREES = ("/usr/share/doc/", "/usr/share/help/", "/usr/share/icons/",
                      "/usr/share/pixmaps/", "/usr/share/man/", "/usr/share/locale/")
 # Bump when a filter changes: an index built under other rules is examined
 # again from the start (its cached copies that no longer qualify are deleted).
-RULES_VERSION = 3
+RULES_VERSION = 4
 MIN_TEXTURE = 20.0        # variance of the Laplacian, as training.data.load_image_bank
 MAX_FLAT_FRACTION = 0.5   # share of pixels in exactly uniform 3x3 blocks above which it is artwork
 MAX_TRANSPARENT = 0.25    # share of pixels with alpha < 128 above which it is a cut-out
@@ -134,13 +134,18 @@ _MAP_SUFFIX = re.compile(r"(^|[_\-. ])(" + "|".join(sorted(_MAP_WORDS, key=len, 
                          r")\d*$")
 _MAP_WORD = re.compile(r"(^|[_\-. ])(normalmap|normal|normals|bumpmap|heightmap|gloss|specular|"
                        r"glowmap|lightmap|roughness|metallic|occlusion)([_\-. ]|\d|$)")
+# Baked lightmaps and deluxe maps of Quake-family maps: `maps/<map>/lm_0001.tga`.
+_LIGHTMAP = re.compile(r"^(lm|dm|lightmap|deluxemap)[_\-]?\d+$")
 # UI and other art by a folder or name: interface pictures, icons, fonts, logos.
 _ART_PARTS = {"ui", "gui", "hud", "icons", "icon", "fonts", "font", "cursors", "cursor",
               "menu", "menus", "logo", "logos", "portraits", "emblems", "splash", "crosshairs",
-              "crosshair", "lightmaps", "minimap", "minimaps", "flags", "particles", "particle",
+              "crosshair", "minimap", "minimaps", "flags", "particles", "particle",
               "sprites", "decals", "fonts-ttf", "help", "buttons", "widgets", "theme", "themes",
-              "srtm", "srtm2", "heightmaps", "heights",
-              "skins-ui", "loadingscreens", "levelshots-ui", "symbols", "masks", "overlays"}
+              "skins-ui", "loadingscreens", "levelshots-ui", "symbols", "overlays"}
+# Folders of non-photographic maps: ambient occlusion, lightmaps, normals,
+# elevation tiles (marble's srtm), masks.
+_MAP_PARTS = {"ao", "lightmap", "lightmaps", "normals", "normalmaps", "srtm", "srtm2",
+              "heightmaps", "heights", "masks"}
 _ART_NAME = ("*logo*", "*icon*", "*button*", "*cursor*", "*font*", "*crosshair*", "*splash*",
              "*screenshot*", "*thumbnail*", "*preview*", "*_thumb*", "*banner*", "*text*")
 
@@ -160,7 +165,8 @@ def map_name_reason(path: str) -> str | None:
     low = path.lower().replace("\\", "/")
     parts = low.split("/")
     stem = _stem(parts[-1])
-    if _MAP_SUFFIX.search(stem) or _MAP_WORD.search(stem):
+    if _MAP_SUFFIX.search(stem) or _MAP_WORD.search(stem) or _LIGHTMAP.match(stem) \
+            or any(part in _MAP_PARTS for part in parts[:-1]):
         return "map name"
     if any(part in _ART_PARTS for part in parts[:-1]):
         return "ui/art name"

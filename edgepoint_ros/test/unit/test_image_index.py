@@ -332,6 +332,8 @@ def test_licence_from_a_machine_readable_copyright(tmp_path):
     ("/usr/share/games/naev/dat/gfx/planet/exterior/city.webp", None),
     ("maps/xerxes/h.png", "map name"), ("textures/floor_metal.jpg", None),
     ("textures/stone_rough.png", None),
+    ("maps/desertfactory/lm_0001.tga", "map name"),
+    ("art/textures/skins/structural/ao/gaul_house_a.png.cached.dds", "map name"),
     ("textures/rock.tga", None), ("textures/sand_dunes.jpg", None),
     ("textures/abnormal_rock.png", None),
 ])
