@@ -63,10 +63,37 @@ def _pixels(path: Path) -> int:
     return path.stat().st_size // 16        # a compressed file: a rough stand-in
 
 
-def find_training_images(roots=IMAGE_ROOTS) -> list[Path]:
+DPKG_INFO = Path("/var/lib/dpkg/info")
+
+
+def package_files(packages, info_dir: Path = DPKG_INFO) -> set[str] | None:
+    """The files the Debian `packages` install (their dpkg `.list` files), or
+    None when dpkg knows none of them (not a Debian system: no filter)."""
+    files: set[str] = set()
+    found = False
+    for package in packages:
+        for listing in sorted(Path(info_dir).glob(f"{package}.list")) + \
+                sorted(Path(info_dir).glob(f"{package}:*.list")):
+            found = True
+            files.update(line.rstrip("\n") for line in open(listing, encoding="utf-8",
+                                                              errors="replace"))
+    return files if found else None
+
+
+def find_training_images(roots=IMAGE_ROOTS, packages=None) -> list[Path]:
     """All usable photographs under the roots, one file per picture: a
     wallpaper folder gives its largest file (its `screenshot` preview only
-    when that is all it has); any other file is a picture of its own."""
+    when that is all it has); any other file is a picture of its own.
+
+    Under the default roots only the files of `packages` (default
+    TRAINING_PACKAGES) are read: the image index installs more wallpaper
+    packages into the same folders (sway-backgrounds, desktop-base), and the
+    trainer's ~120 pictures must stay those of the shipped runs (issue 19:
+    the 120-image point reproduces them). Other roots (your own photos) are
+    read whole, as are the default ones where dpkg is absent."""
+    if packages is None and tuple(str(r) for r in roots) == IMAGE_ROOTS:
+        packages = TRAINING_PACKAGES
+    owned = package_files(packages) if packages else None
     best: dict[str, tuple[tuple[bool, int], Path]] = {}
     for root in roots:
         root = Path(root)
@@ -74,6 +101,8 @@ def find_training_images(roots=IMAGE_ROOTS) -> list[Path]:
             continue
         for path in sorted(root.rglob("*")):
             if path.suffix.lower() not in EXTENSIONS or not path.is_file():
+                continue
+            if owned is not None and str(path) not in owned:
                 continue
             low = str(path).lower()
             if any(fnmatch.fnmatch(low, pattern.lower()) for pattern in EXCLUDED_PATTERNS):
