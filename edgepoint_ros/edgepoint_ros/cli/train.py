@@ -92,6 +92,16 @@ def main(argv=None) -> int:
     parser.add_argument("--fuse-teacher", action="store_true",
                         help="detector targets: each view's teacher scores averaged with the "
                              "other view's warped onto it (same scene points in both views)")
+    parser.add_argument("--image-index", nargs="?", const="default", default="", metavar="DIR",
+                        help="train on the image index (scripts/get_training_data.sh; DIR "
+                             "defaults to training/image_index.py DEFAULT_INDEX_DIR) instead of "
+                             "the ~120 photos; its images are streamed from disk and the ones "
+                             "used are recorded in DIR/data.json (training/index_data.py)")
+    parser.add_argument("--max-images", type=int, default=defaults.max_images, metavar="N",
+                        help="with --image-index: a seeded subset of N images (0 = all)")
+    parser.add_argument("--image-seed", type=int, default=defaults.image_seed,
+                        help="with --image-index: the subset's seed (default %(default)s; "
+                             "independent of --seed)")
     parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                         help="stop after this step with a resumable checkpoint (to split a "
                              "run across sessions); the same command without it resumes")
@@ -123,6 +133,16 @@ def main(argv=None) -> int:
         if not 0 < lo < hi:
             parser.error(f"--scale-range needs 0 < LO < HI, got {args.scale_range!r}")
         pair.scale_range = (lo, hi)
+    if args.image_index == "default":
+        from ..training.image_index import DEFAULT_INDEX_DIR
+        args.image_index = str(DEFAULT_INDEX_DIR)
+    if not args.image_index and (args.max_images or args.image_seed != defaults.image_seed):
+        parser.error("--max-images and --image-seed need --image-index")
+    if args.max_images < 0:
+        parser.error(f"--max-images must be >= 0; got {args.max_images}")
+    if args.image_index and not (Path(args.image_index) / "manifest.jsonl").is_file():
+        parser.error(f"--image-index: no manifest.jsonl in {args.image_index} "
+                     "(run scripts/get_training_data.sh)")
     if args.init and not Path(args.init).is_file():
         parser.error(f"--init: no such checkpoint {args.init}")
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -131,7 +151,8 @@ def main(argv=None) -> int:
                       validate_every=args.validate_every, warmup_steps=args.warmup_steps,
                       init_from=args.init, pair=pair, points_per_pair=args.points_per_pair,
                       teacher_keypoints=args.teacher_keypoints, fuse_teacher=args.fuse_teacher,
-                      det_target=args.det_target,
+                      det_target=args.det_target, image_index=args.image_index,
+                      max_images=args.max_images, image_seed=args.image_seed,
                       w_desc_distill=args.w_desc_distill,
                       w_peak_reprojection=args.w_peak_reprojection)
     run_dir = Path(args.run_dir)

@@ -51,6 +51,10 @@ class TrainConfig:
     seed: int = 0
     init_from: str = ""               # weights a new run starts from (fine-tuning); "" = random
     image_roots: tuple = ()           # folders of training photos; () = data.IMAGE_ROOTS
+    image_index: str = ""             # train on this image index instead (index_data.py); "" = off
+    max_images: int = 0               # with image_index: a seeded subset of this many (0 = all)
+    image_seed: int = 0               # with image_index: the subset's seed
+    max_decoded: int = 64             # with image_index: decoded images held at a time
     fuse_teacher: bool = False         # detector targets from both views' teacher scores
     teacher: str = "xfeat"            # one of teacher.TEACHERS, or none
     teacher_weights: str = ""         # checkpoint of the edgepoint teacher ("" = shipped medium)
@@ -182,6 +186,29 @@ def _record_data(path: Path, train_paths: list[Path], holdout: list[Path]) -> No
     path.write_text(json.dumps(data, indent=1))
 
 
+def _index_bank(run_dir: Path, cfg: TrainConfig, holdout: list[Path]):
+    """The streaming bank of an image-index run; its images (ids, sources,
+    licences) and the held-out pictures are recorded in data.json when the run
+    begins, and a resumed run reads back exactly those (index_data.py)."""
+    from .index_data import StreamingImageBank, index_training_data, run_image_path
+    path = run_dir / "data.json"
+    saved = json.loads(path.read_text()) if path.exists() else None
+    if saved is not None and saved["held_out_pictures"] != [str(p) for p in holdout]:
+        raise ValueError(f"{run_dir}: its held-out pictures changed since the run began; "
+                         "use a new --run-dir")
+    entries, info = index_training_data(run_dir, Path(cfg.image_index), cfg.max_images,
+                                        cfg.image_seed, cfg.held_out, saved)
+    if saved is None:
+        data = {"image_index": info,
+                "training_pictures": [str(run_image_path(run_dir, e["id"])) for e in entries],
+                "held_out_pictures": [str(p) for p in holdout],
+                "training_images": entries}
+        with written_atomically(path) as tmp:
+            Path(tmp).write_text(json.dumps(data, indent=1))
+    return StreamingImageBank([run_image_path(run_dir, e["id"]) for e in entries],
+                              max_decoded=cfg.max_decoded)
+
+
 def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
           stop_at: int | None = None) -> Path:
     """Train (or resume) the run in `run_dir` to cfg.steps; with `stop_at`,
@@ -208,12 +235,19 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
         if saved.get("seed") != cfg.seed or saved.get("batch_size") != cfg.batch_size:
             raise ValueError(f"{run_dir} was started with a different seed/batch size; "
                              "use a new --run-dir")
+        for key in ("image_index", "max_images", "image_seed"):
+            if saved.get(key, TrainConfig.__dataclass_fields__[key].default) != getattr(cfg, key):
+                raise ValueError(f"{run_dir} was started with {key} {saved.get(key)!r}, not "
+                                 f"{getattr(cfg, key)!r}; use a new --run-dir")
     config_path.write_text(json.dumps(asdict(cfg), indent=2))
 
     paths = find_training_images(cfg.image_roots or IMAGE_ROOTS)
     train_paths, holdout = split_holdout(paths, cfg.held_out)
-    _record_data(run_dir / "data.json", train_paths, holdout)
-    bank = load_image_bank(train_paths)
+    if cfg.image_index:
+        bank = _index_bank(run_dir, cfg, holdout)
+    else:
+        _record_data(run_dir / "data.json", train_paths, holdout)
+        bank = load_image_bank(train_paths)
     val_bank = load_image_bank(holdout)
     val_pairs = [make_pair(val_bank, np.random.default_rng([cfg.seed, 10**9, i]),
                            PairConfig(size=320, source_size=400)) for i in range(cfg.validation_pairs)]

@@ -1,0 +1,236 @@
+"""The trainer on the image index (issue 19): a seeded subset that does not
+move, a streaming bank of bounded memory, the images a run used recorded and
+pinned, and the trainer without `--image-index` unchanged (same pictures, same
+pairs)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import locations
+from edgepoint_ros.cli import train as train_cli
+from edgepoint_ros.training.data import (PairConfig, TRAINING_PACKAGES, find_training_images,
+                                         make_pair, package_files, split_holdout)
+from edgepoint_ros.training.index_data import (StreamingImageBank, rank_key, run_image_path,
+                                               select_images)
+from edgepoint_ros.training.trainer import TrainConfig, _batch, train
+
+OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
+
+
+def _entries(n: int, start: int = 0) -> list[dict]:
+    return [{"id": hashlib.sha1(str(i).encode()).hexdigest()[:16], "package": "pkg",
+             "path": f"/usr/share/pkg/tex{i}.jpg", "member": None} for i in range(start, start + n)]
+
+
+def _fake_index(root: Path, n: int, start: int = 0) -> list[dict]:
+    """An index folder as image_index.py writes it: images/<id[:2]>/<id>.jpg + manifest.jsonl."""
+    rng = np.random.default_rng(start)
+    entries = _entries(n, start)
+    with open(root / "manifest.jsonl", "a") as f:
+        for entry in entries:
+            entry["cached"] = f"images/{entry['id'][:2]}/{entry['id']}.jpg"
+            path = root / entry["cached"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image = cv2.GaussianBlur(rng.integers(0, 256, (140, 180, 3), dtype=np.uint8), (3, 3), 0)
+            cv2.imwrite(str(path), image)
+            f.write(json.dumps(entry) + "\n")
+    return entries
+
+
+# ------------------------------------------------------------ the subset
+
+def test_a_subset_is_the_same_for_a_seed_whatever_the_manifest_order():
+    entries = _entries(200)
+    chosen, _ = select_images(entries, 50, seed=3)
+    again, _ = select_images(entries[::-1], 50, seed=3)
+    assert [e["id"] for e in chosen] == [e["id"] for e in again]
+    assert len({e["id"] for e in chosen}) == 50
+    # another seed: another subset; the subsets of one seed are nested
+    other, _ = select_images(entries, 50, seed=4)
+    assert {e["id"] for e in other} != {e["id"] for e in chosen}
+    smaller, _ = select_images(entries, 20, seed=3)
+    assert [e["id"] for e in smaller] == [e["id"] for e in chosen[:20]]
+    # all of them (0), in the seed's ranking order
+    everything, _ = select_images(entries, 0, seed=3)
+    assert len(everything) == 200 and everything[:50] == chosen
+    keys = [rank_key(e["id"], 3) for e in everything]
+    assert keys == sorted(keys)
+
+
+def test_a_grown_index_keeps_the_images_that_still_rank_first():
+    entries = _entries(200)
+    chosen = {e["id"] for e in select_images(entries, 50, seed=0)[0]}
+    grown = {e["id"] for e in select_images(entries + _entries(100, 200), 50, seed=0)[0]}
+    newcomers = grown - {e["id"] for e in entries}
+    assert grown - newcomers <= chosen          # no old image joins, some may leave for new ones
+    assert len(chosen - grown) == len(newcomers)
+
+
+def test_a_subset_leaves_out_held_out_pictures_and_asks_no_more_than_there_are():
+    entries = _entries(10)
+    entries[3]["path"] = "/usr/share/games/x/Wood.jpg"                   # a held-out name
+    entries[5].update(path="/usr/share/games/x/data.zip", member="maps/MilkyWay.png")
+    chosen, dropped = select_images(entries, 0, seed=0, held_out=("Wood", "MilkyWay"))
+    assert dropped == 2 and {e["id"] for e in chosen} == {e["id"] for e in entries} - {
+        entries[3]["id"], entries[5]["id"]}
+    with pytest.raises(ValueError, match="the index has only 8 training images"):
+        select_images(entries, 9, seed=0, held_out=("Wood", "MilkyWay"))
+
+
+# ------------------------------------------------------------ the streaming bank
+
+def test_the_streaming_bank_holds_a_bounded_number_of_decoded_images(tmp_path):
+    entries = _fake_index(tmp_path, 12)
+    paths = [tmp_path / e["cached"] for e in entries]
+    bank = StreamingImageBank(paths, max_decoded=3)
+    assert len(bank) == 12 and bank.held == 0          # nothing decoded up front
+    rng = np.random.default_rng(0)
+    cfg = PairConfig(size=64, source_size=96)
+    for _ in range(40):
+        view_a, view_b, h_ab, _, _ = make_pair(bank, rng, cfg)
+        assert view_a.shape == (64, 64, 3) and bank.held <= 3
+    assert bank.held == 3 and bank.decodes > 12        # images were dropped and decoded again
+    expected = cv2.cvtColor(cv2.imread(str(paths[7])), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(bank[7], expected) and np.array_equal(bank[-5], expected)
+    decodes = bank.decodes
+    bank[7]                                             # held: not decoded again
+    assert bank.decodes == decodes
+    with pytest.raises(IndexError):
+        bank[12]
+
+
+def test_a_pair_from_the_streaming_bank_is_the_pair_from_the_list(tmp_path):
+    entries = _fake_index(tmp_path, 6)
+    paths = [tmp_path / e["cached"] for e in entries]
+    listed = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+    streamed = StreamingImageBank(paths, max_decoded=1)
+    cfg = PairConfig(size=64, source_size=96)
+    for seed in range(5):
+        a = make_pair(listed, np.random.default_rng(seed), cfg)
+        b = make_pair(streamed, np.random.default_rng(seed), cfg)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+# ------------------------------------------------------------ a run on the index
+
+def _tiny(index: Path, steps: int, max_images: int = 8) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=1, teacher="none", warmup_steps=1,
+                       checkpoint_every=1, validate_every=100, validation_pairs=1,
+                       num_threads=1, points_per_pair=32, image_roots=(OPENCV_DATA,),
+                       image_index=str(index), max_images=max_images, image_seed=5,
+                       max_decoded=2, pair=PairConfig(size=64, source_size=96))
+
+
+def test_a_run_records_and_pins_the_images_it_trains_on(tmp_path):
+    index, run = tmp_path / "index", tmp_path / "run"
+    index.mkdir()
+    entries = _fake_index(index, 20)
+    train(run, _tiny(index, 1), progress=False)
+    data = json.loads((run / "data.json").read_text())
+    expected = [e["id"] for e in select_images(entries, 8, seed=5)[0]]
+    assert [e["id"] for e in data["training_images"]] == expected
+    assert data["training_pictures"] == [str(run_image_path(run, i)) for i in expected]
+    assert data["image_index"]["index_images"] == 20 and data["image_index"]["max_images"] == 8
+    assert data["held_out_pictures"] and not set(data["training_pictures"]) & set(
+        data["held_out_pictures"])
+    for image_id in expected:                    # pinned: the index's own file, linked
+        pinned = run_image_path(run, image_id)
+        assert pinned.read_bytes() == (index / "images" / image_id[:2] / f"{image_id}.jpg").read_bytes()
+
+    # the index grows and loses a cached image the run uses: the run resumes on its own
+    _fake_index(index, 30, start=20)
+    (index / "images" / expected[0][:2] / f"{expected[0]}.jpg").unlink()
+    train(run, _tiny(index, 2), progress=False)
+    assert json.loads((run / "data.json").read_text()) == data
+    assert (run / "final.pt").exists()
+
+    # the same directory with another subset is another run
+    with pytest.raises(ValueError, match="max_images 8, not 9"):
+        train(run, _tiny(index, 3, max_images=9), progress=False)
+
+
+def test_a_run_on_the_trainers_pictures_cannot_continue_on_the_index(tmp_path):
+    index, run = tmp_path / "index", tmp_path / "run"
+    index.mkdir()
+    _fake_index(index, 10)
+    cfg = _tiny(index, 1)
+    train(run, TrainConfig(**{**cfg.__dict__, "image_index": "", "max_images": 0,
+                              "image_seed": 0}), progress=False)
+    with pytest.raises(ValueError, match="was started with image_index ''"):
+        train(run, _tiny(index, 2), progress=False)
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--max-images", "10"], "--max-images and --image-seed need --image-index"),
+    (["--image-index", "/nonexistent", "--max-images", "10"],
+     "--image-index: no manifest.jsonl in /nonexistent"),
+    (["--image-index", "/nonexistent", "--max-images", "-1"], "--max-images must be >= 0"),
+])
+def test_train_cli_names_bad_index_arguments(argv, problem, capsys):
+    with pytest.raises(SystemExit):
+        train_cli.main(argv)
+    assert problem in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ without the index: unchanged
+
+def test_the_default_pictures_are_those_of_the_shipped_run():
+    """The shipped v21 and its recipe's 120-image point: the same training and
+    held-out pictures, in the same order, although the image index installs
+    more wallpaper packages (sway-backgrounds) into the trainer's folders."""
+    record = locations.REPO_ROOT / "training_runs" / "edgepoint-v21" / "data.json"
+    if package_files(TRAINING_PACKAGES) is None or not record.exists():
+        pytest.skip("the Debian photo packages (scripts/get_training_data.sh) are not installed")
+    data = json.loads(record.read_text())
+    if not all(Path(p).exists() for p in data["training_pictures"]):
+        pytest.skip("some of v21's pictures are not installed")
+    train_paths, held = split_holdout(find_training_images())
+    assert [str(p) for p in train_paths] == data["training_pictures"]
+    assert [str(p) for p in held] == data["held_out_pictures"]
+
+
+def test_default_roots_read_only_the_training_packages_files(tmp_path):
+    info = tmp_path / "info"
+    info.mkdir()
+    (info / "mate-backgrounds.list").write_text("/usr/share/backgrounds/a.jpg\n/usr/share\n")
+    (info / "gnome-backgrounds:amd64.list").write_text("/usr/share/backgrounds/b.jpg\n")
+    assert package_files(["mate-backgrounds", "gnome-backgrounds"], info) == {
+        "/usr/share/backgrounds/a.jpg", "/usr/share", "/usr/share/backgrounds/b.jpg"}
+    assert package_files(["sway-backgrounds"], info) is None      # no dpkg: no filter
+    # other roots are read whole
+    for name in ("one.jpg", "two.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    assert [p.name for p in find_training_images((tmp_path,))] == ["one.jpg", "two.jpg"]
+
+
+def _batches_digest(bank, cfg: TrainConfig, steps: int = 3) -> str:
+    digest = hashlib.sha256()
+    for step in range(steps):
+        view_a, view_b, h_ab, mask_a, mask_b = _batch(bank, np.random.default_rng([2, step]), cfg)
+        for views in (view_a, view_b):
+            digest.update((views.numpy() * 255).round().astype(np.uint8).tobytes())
+        digest.update(np.round(h_ab.numpy().astype(np.float64), 3).tobytes())
+        digest.update(mask_a.numpy().tobytes() + mask_b.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_the_pairs_of_a_seed_are_those_the_shipped_recipe_trained_on():
+    """The v21 recipe's pair settings, steps 0-2 of seed 2 on a synthetic bank:
+    digest taken before the image index and 3D pairs were added (the batches of
+    a run without them must not move: its 120-image point reproduces v21)."""
+    rng = np.random.default_rng(7)
+    bank = [cv2.GaussianBlur(rng.integers(0, 256, (400 + 40 * i, 500, 3), dtype=np.uint8),
+                             (5, 5), 0) for i in range(5)]
+    cfg = TrainConfig(batch_size=3, pair=PairConfig(
+        max_rotation_deg=90, scale_range=(0.35, 2.5), perspective=0.3, grayscale=0.3,
+        heavy_blur=0.15, mild_fraction=0.5))
+    assert _batches_digest(bank, cfg) == GOLDEN_V21_PAIRS
+
+
+GOLDEN_V21_PAIRS = "d7791e14e812571fd1c1592f368e49fc929c17034d53dd8a3953258580646838"
