@@ -80,6 +80,11 @@ def main(argv=None) -> int:
     parser.add_argument("--max-tilt", type=float, default=defaults.pair.max_tilt_deg,
                         help="largest out-of-image turn in degrees (squeeze 1/cos; default "
                              "%(default)s)")
+    parser.add_argument("--pairs-3d", type=float, default=defaults.pair.pairs_3d,
+                        metavar="FRACTION",
+                        help="probability that a training pair is a 3D scene of textured planes "
+                             "seen from two camera poses (parallax, occlusion; training/"
+                             "scene_pairs.py) instead of a homography pair (default 0)")
     parser.add_argument("--w-desc-distill", type=float, default=defaults.w_desc_distill,
                         help="weight of the teacher-descriptor distillation: cosine to "
                              "XFeat's descriptor map, or KL to ALIKED's match similarities "
@@ -115,7 +120,7 @@ def main(argv=None) -> int:
     from ..training.data import PairConfig
     from ..training.trainer import train
     upper_bounds = {"perspective": 0.5, "grayscale": 1.0, "heavy_blur": 1.0, "mild_fraction": 1.0,
-                    "tilt_fraction": 1.0, "max_tilt": 80.0,
+                    "tilt_fraction": 1.0, "max_tilt": 80.0, "pairs_3d": 1.0,
                     "w_desc_distill": 100.0, "w_peak_reprojection": 100.0}
     for name, upper in upper_bounds.items():
         value = getattr(args, name)
@@ -124,7 +129,7 @@ def main(argv=None) -> int:
     pair = PairConfig(max_rotation_deg=args.max_rotation, heavy_blur=args.heavy_blur,
                       perspective=args.perspective, grayscale=args.grayscale,
                       mild_fraction=args.mild_fraction, tilt_fraction=args.tilt_fraction,
-                      max_tilt_deg=args.max_tilt)
+                      max_tilt_deg=args.max_tilt, pairs_3d=args.pairs_3d)
     if args.scale_range:
         try:
             lo, hi = (float(v) for v in args.scale_range.split(","))

@@ -180,6 +180,8 @@ class PairConfig:
     mild_fraction: float = 0.0      # probability that the strong view is drawn from MILD_STRONG
     tilt_fraction: float = 0.0      # probability that a full-range strong view sees the crop as
     max_tilt_deg: float = 65.0      # a plane turned out of the image by up to this (graf-like)
+    pairs_3d: float = 0.0           # probability that a training pair is a 3D plane scene
+                                    # (scene_pairs.py) instead of a homography pair
 
 
 # The strong view's ranges for a "mild" pair (PairConfig.mild_fraction): most

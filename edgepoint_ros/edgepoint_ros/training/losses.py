@@ -33,8 +33,17 @@ Student outputs: score logits at full resolution, raw descriptors at H/8.
   directions; ALIKE's reprojection loss), plus how spread the peak's window
   is (ALIKE's dispersity loss, which keeps peaks sharp). Trains sub-pixel
   localisation, which the L1 repeatability of whole maps barely constrains.
+
+Where a batch holds pairs that no homography relates (3D scenes with
+parallax and occlusion, training/scene_pairs.py), `h_ab` is a `DenseWarp`
+instead of a (B,3,3) tensor: per-pixel correspondences both ways with their
+validity (seen in the other view), which every loss here reads through
+`carry` and `invert`. With a tensor, the homography path is the one it has
+always been, operation for operation.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +69,51 @@ def apply_homographies(points: torch.Tensor, homographies: torch.Tensor) -> torc
     ones = torch.ones_like(points[..., :1])
     projected = torch.cat([points, ones], dim=-1) @ homographies.transpose(1, 2)
     return projected[..., :2] / projected[..., 2:].clamp(min=1e-8)
+
+
+@dataclass
+class DenseWarp:
+    """Dense correspondences of a batch: where each pixel of A shows up in B
+    (B,H,W,2 pixels) and whether it is seen there (B,H,W bool), and the same
+    from B to A."""
+    flow_ab: torch.Tensor
+    valid_ab: torch.Tensor
+    flow_ba: torch.Tensor
+    valid_ba: torch.Tensor
+
+    def inverse(self) -> "DenseWarp":
+        return DenseWarp(self.flow_ba, self.valid_ba, self.flow_ab, self.valid_ab)
+
+    def to(self, device, non_blocking: bool = False) -> "DenseWarp":
+        return DenseWarp(*(t.to(device, non_blocking=non_blocking) for t in
+                           (self.flow_ab, self.valid_ab, self.flow_ba, self.valid_ba)))
+
+
+def invert(warp):
+    """B -> A: the inverse homographies, or the dense warp read the other way."""
+    return warp.inverse() if isinstance(warp, DenseWarp) else torch.linalg.inv(warp)
+
+
+def carry(points: torch.Tensor, warp):
+    """(B,N,2) pixels of one view -> their positions in the other view, and
+    (B,N) bool where the dense warp sees them there (None for homographies:
+    the masks decide). A dense warp is read bilinearly; a point is seen when
+    every pixel of A around it that the bilinear read weighs is seen."""
+    if not isinstance(warp, DenseWarp):
+        return apply_homographies(points, warp), None
+    _, height, width, _ = warp.flow_ab.shape
+    grid = normalized_grid(points, width, height)[:, :, None, :]
+    flow = F.grid_sample(warp.flow_ab.permute(0, 3, 1, 2), grid, mode="bilinear",
+                         padding_mode="border", align_corners=False)[..., 0].transpose(1, 2)
+    seen = F.grid_sample(warp.valid_ab[:, None].float(), grid, mode="bilinear",
+                         padding_mode="zeros", align_corners=False)[:, 0, :, 0]
+    x, y = points[..., 0], points[..., 1]
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    return flow, inside & (seen > 1.0 - 1e-4)
+
+
+def _and(valid: torch.Tensor, seen) -> torch.Tensor:
+    return valid if seen is None else valid & seen
 
 
 def point_is_valid(points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -98,8 +152,8 @@ def warp_map(values: torch.Tensor, h_ab: torch.Tensor, mask_a, mask_b):
                             torch.arange(width, device=values.device, dtype=torch.float32),
                             indexing="ij")
     grid_a = torch.stack([xs, ys], -1).view(1, -1, 2).expand(batch, -1, -1)
-    grid_b = apply_homographies(grid_a, h_ab)
-    valid = (point_is_valid(grid_a, mask_a) & point_is_valid(grid_b, mask_b)).float()
+    grid_b, seen = carry(grid_a, h_ab)
+    valid = _and(point_is_valid(grid_a, mask_a) & point_is_valid(grid_b, mask_b), seen).float()
     warped = F.grid_sample(values, normalized_grid(grid_b, width, height).view(batch, height, width, 2),
                            mode="bilinear", padding_mode="zeros", align_corners=False)
     return warped, valid.view(batch, 1, height, width)
@@ -110,7 +164,7 @@ def fuse_teacher_scores(scores_a, scores_b, h_ab, mask_a, mask_b):
     it (where both see the scene): the detector targets then mark the same
     scene points in both views, however blurred or dark one of them is."""
     b_in_a, valid_a = warp_map(scores_b, h_ab, mask_a, mask_b)
-    a_in_b, valid_b = warp_map(scores_a, torch.linalg.inv(h_ab), mask_b, mask_a)
+    a_in_b, valid_b = warp_map(scores_a, invert(h_ab), mask_b, mask_a)
     fused_a = torch.where(valid_a > 0, 0.5 * (scores_a + b_in_a), scores_a)
     fused_b = torch.where(valid_b > 0, 0.5 * (scores_b + a_in_b), scores_b)
     return fused_a, fused_b
@@ -119,8 +173,8 @@ def fuse_teacher_scores(scores_a, scores_b, h_ab, mask_a, mask_b):
 def correspondences(desc_a, desc_b, points_a, h_ab, mask_a, mask_b, image_wh):
     """Points of A, their true positions in B (B,N,2), whether both lie on
     real content (B,N), and the student's unit descriptors at them (B,N,D)."""
-    points_b = apply_homographies(points_a, h_ab)
-    valid = point_is_valid(points_a, mask_a) & point_is_valid(points_b, mask_b)
+    points_b, seen = carry(points_a, h_ab)
+    valid = _and(point_is_valid(points_a, mask_a) & point_is_valid(points_b, mask_b), seen)
     da = F.normalize(sample_map(desc_a, points_a, image_wh), dim=-1)
     db = F.normalize(sample_map(desc_b, points_b, image_wh), dim=-1)
     return points_b, valid, da, db
@@ -238,14 +292,15 @@ def peak_reprojection(logits_a, logits_b, h_ab, mask_a, mask_b, k: int = 256,
     height, width = prob_a.shape[-2:]
     errors = []
     for prob_src, prob_dst, h, m_src, m_dst in ((prob_a, prob_b, h_ab, mask_a, mask_b),
-                                                (prob_b, prob_a, torch.linalg.inv(h_ab), mask_b, mask_a)):
+                                                (prob_b, prob_a, invert(h_ab), mask_b, mask_a)):
         centres = _peaks(prob_src, k, radius)
         refined, dispersion = _soft_argmax_at(prob_src, centres, radius, temperature)
-        carried = apply_homographies(refined, h)
+        carried, seen = carry(refined, h)
         anchor = carried.detach().round().long()
         inside = ((anchor[..., 0] > radius) & (anchor[..., 0] < width - radius - 1)
                   & (anchor[..., 1] > radius) & (anchor[..., 1] < height - radius - 1))
-        valid = inside & point_is_valid(centres.float(), m_src) & point_is_valid(carried.detach(), m_dst)
+        valid = _and(inside & point_is_valid(centres.float(), m_src)
+                     & point_is_valid(carried.detach(), m_dst), seen)
         anchor[..., 0] = anchor[..., 0].clamp(0, width - 1)
         anchor[..., 1] = anchor[..., 1].clamp(0, height - 1)
         found, _ = _soft_argmax_at(prob_dst, anchor, radius, temperature)

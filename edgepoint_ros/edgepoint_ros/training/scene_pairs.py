@@ -24,9 +24,10 @@ an occlusion edge are invalid. The same from B to A (`flow_ba`, `valid_ba`).
 Pixel convention as OpenCV's and `data.make_pair`'s: integer coordinates are
 pixel centres.
 
-Not wired into the trainer (see docs/data_scaling.md): the losses
-(training/losses.py) map points by H_ab and its inverse; these pairs need
-the dense maps instead.
+The trainer mixes them with homography pairs (`train --pairs-3d P`,
+`PairConfig.pairs_3d`): a batch that holds one carries every pair's
+correspondences as a `losses.DenseWarp` (a homography pair's from
+`homography_flow`), which the losses read in place of H_ab.
 """
 from __future__ import annotations
 
@@ -317,3 +318,22 @@ def make_scene_pair(bank, rng: np.random.Generator, cfg: SceneConfig | None = No
                      photometric(to_u8(image_b), rng, cfg.heavy_blur),
                      flow_ab, valid_ab, flow_ba, valid_ba, index_a, index_b, depth_a, depth_b,
                      (cam_a, cam_b), planes)
+
+
+def homography_flow(h_ab: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray):
+    """A homography pair as dense correspondences, as `correspondence` gives
+    them for a scene: (flow_ab, valid_ab, flow_ba, valid_ba), valid where
+    both ends lie on real content (`losses.point_is_valid`'s rule: the
+    nearest pixel inside the view and on its mask)."""
+    size_h, size_w = mask_a.shape
+    ys, xs = np.mgrid[0:size_h, 0:size_w]
+    grid = np.stack([xs, ys], -1).reshape(1, -1, 2).astype(np.float64)
+    out = []
+    for h, src, dst in ((h_ab, mask_a, mask_b), (np.linalg.inv(h_ab), mask_b, mask_a)):
+        flow = cv2.perspectiveTransform(grid, h.astype(np.float64))[0]
+        x, y = np.round(flow[:, 0]).astype(int), np.round(flow[:, 1]).astype(int)
+        inside = (x >= 0) & (x < size_w) & (y >= 0) & (y < size_h)
+        valid = inside & (src.ravel() > 0)
+        valid[inside] &= dst[y[inside], x[inside]] > 0
+        out += [flow.reshape(size_h, size_w, 2).astype(np.float32), valid.reshape(size_h, size_w)]
+    return tuple(out)

@@ -88,6 +88,8 @@ def training_device(name: str) -> torch.device:
 
 
 def _batch(bank, rng, cfg: TrainConfig):
+    if cfg.pair.pairs_3d > 0:            # no draw at 0: older runs replay their pairs
+        return _mixed_batch(bank, rng, cfg)
     views_a, views_b, homs, masks_a, masks_b = [], [], [], [], []
     for _ in range(cfg.batch_size):
         a, b, h, ma, mb = make_pair(bank, rng, cfg.pair)
@@ -98,6 +100,34 @@ def _batch(bank, rng, cfg: TrainConfig):
         masks_b.append(mb)
     to_tensor = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
     return (to_tensor(views_a), to_tensor(views_b), torch.from_numpy(np.stack(homs)),
+            torch.from_numpy(np.stack(masks_a)), torch.from_numpy(np.stack(masks_b)))
+
+
+def _mixed_batch(bank, rng, cfg: TrainConfig):
+    """A batch of homography pairs and 3D plane scenes (a fraction
+    cfg.pair.pairs_3d of them, scene_pairs.py); its correspondences are a
+    losses.DenseWarp in the place of the homographies, its masks all ones for
+    the scenes (every pixel shows a surface; the warp says where it is seen)."""
+    from .scene_pairs import SceneConfig, homography_flow, make_scene_pair
+    scene_cfg = SceneConfig(size=cfg.pair.size, heavy_blur=cfg.pair.heavy_blur,
+                            grayscale=cfg.pair.grayscale)
+    views_a, views_b, masks_a, masks_b, flows = [], [], [], [], []
+    for _ in range(cfg.batch_size):
+        if rng.random() < cfg.pair.pairs_3d:
+            scene = make_scene_pair(bank, rng, scene_cfg)
+            a, b = scene.view_a, scene.view_b
+            ma = mb = np.ones(a.shape[:2], np.uint8)
+            flows.append((scene.flow_ab, scene.valid_ab, scene.flow_ba, scene.valid_ba))
+        else:
+            a, b, h, ma, mb = make_pair(bank, rng, cfg.pair)
+            flows.append(homography_flow(h, ma, mb))
+        views_a.append(a)
+        views_b.append(b)
+        masks_a.append(ma)
+        masks_b.append(mb)
+    to_tensor = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+    warp = losses.DenseWarp(*(torch.from_numpy(np.stack(parts)) for parts in zip(*flows)))
+    return (to_tensor(views_a), to_tensor(views_b), warp,
             torch.from_numpy(np.stack(masks_a)), torch.from_numpy(np.stack(masks_b)))
 
 
@@ -339,7 +369,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, progress: bool = True,
             points = torch.stack(kp_points)
             if taught.describe is not None and cfg.w_desc_distill > 0:
                 t_desc_a, t_desc_b = taught.describe(
-                    torch.cat([points, losses.apply_homographies(points, h_ab)])).chunk(2)
+                    torch.cat([points, losses.carry(points, h_ab)[0]])).chunk(2)
                 terms["desc_distill"] = losses.similarity_distill(
                     desc_a, desc_b, t_desc_a, t_desc_b, points, h_ab, mask_a, mask_b, (size, size))
         terms["contrastive"], match_acc = losses.descriptor_contrastive(

@@ -118,3 +118,100 @@ def test_a_scene_is_drawn_from_its_seed_and_every_pixel_shows_a_surface(bank, pa
             assert np.isfinite(depth).all() and (depth > 0).all()
         assert pair.view_a.dtype == np.uint8 and pair.view_a.shape == (128, 128, 3)
         assert len(np.unique(pair.plane_a)) >= 2           # something stands before the background
+
+
+# ------------------------------------------------------------ in the losses and the trainer
+
+def _homography_batch(bank, n=3, size=64):
+    from edgepoint_ros.training.data import PairConfig, make_pair
+    rng = np.random.default_rng(11)
+    pairs = [make_pair(bank, rng, PairConfig(size=size, source_size=96)) for _ in range(n)]
+    return pairs
+
+
+def test_a_dense_warp_of_a_homography_pair_carries_points_as_the_homography(bank):
+    import torch
+    from edgepoint_ros.training import losses
+    from edgepoint_ros.training.scene_pairs import homography_flow
+    pairs = _homography_batch(bank)
+    h = torch.from_numpy(np.stack([p[2] for p in pairs]))
+    mask_a = torch.from_numpy(np.stack([p[3] for p in pairs]))
+    mask_b = torch.from_numpy(np.stack([p[4] for p in pairs]))
+    flows = [homography_flow(p[2], p[3], p[4]) for p in pairs]
+    warp = losses.DenseWarp(*(torch.from_numpy(np.stack(parts)) for parts in zip(*flows)))
+    points = torch.rand(3, 200, 2, generator=torch.Generator().manual_seed(0)) * 63
+    exact, none = losses.carry(points, h)
+    dense, seen = losses.carry(points, warp)
+    assert none is None
+    valid = losses.point_is_valid(points, mask_a) & losses.point_is_valid(exact, mask_b)
+    assert seen.sum() > 0.5 * valid.sum()
+    # seen by the warp: valid by the masks, a little stricter near their edges
+    assert not (seen & ~losses.point_is_valid(points, mask_a)).any()
+    # bilinear reading of a projective map: within a few hundredths of a pixel
+    assert (dense - exact)[seen].abs().max() < 0.05
+    back, seen_back = losses.carry(dense, losses.invert(warp))
+    both = seen & seen_back
+    assert (back - points)[both].abs().max() < 0.05
+
+    # the losses agree (random maps: a stand-in student)
+    gen = torch.Generator().manual_seed(1)
+    logits_a, logits_b = torch.randn(3, 1, 64, 64, generator=gen), torch.randn(3, 1, 64, 64, generator=gen)
+    desc_a, desc_b = torch.randn(3, 16, 8, 8, generator=gen), torch.randn(3, 16, 8, 8, generator=gen)
+    rep_h = losses.repeatability(logits_a, logits_b, h, mask_a, mask_b)
+    rep_d = losses.repeatability(logits_a, logits_b, warp, mask_a, mask_b)
+    assert abs(rep_h.item() - rep_d.item()) < 0.02 * rep_h.item()
+    fused_h = losses.fuse_teacher_scores(logits_a.sigmoid(), logits_b.sigmoid(), h, mask_a, mask_b)
+    fused_d = losses.fuse_teacher_scores(logits_a.sigmoid(), logits_b.sigmoid(), warp, mask_a, mask_b)
+    for x, y in zip(fused_h, fused_d):
+        assert (x - y).abs().mean() < 0.01
+    con_h, _ = losses.descriptor_contrastive(desc_a, desc_b, points, h, mask_a, mask_b, (64, 64))
+    con_d, _ = losses.descriptor_contrastive(desc_a, desc_b, points, warp, mask_a, mask_b, (64, 64))
+    assert abs(con_h.item() - con_d.item()) < 0.05 * con_h.item()
+
+
+def test_the_losses_read_a_scene_pairs_correspondences_and_masks(pairs):
+    import torch
+    from edgepoint_ros.training import losses
+    pair = pairs[0]
+    warp = losses.DenseWarp(*(torch.from_numpy(x[None]) for x in (
+        pair.flow_ab, pair.valid_ab, pair.flow_ba, pair.valid_ba)))
+    size = pair.view_a.shape[0]
+    pixels = torch.from_numpy(_grid(size)[None].astype(np.float32))
+    carried, seen = losses.carry(pixels, warp)
+    assert torch.equal(seen[0], torch.from_numpy(pair.valid_ab.ravel()))   # integer pixels: exact
+    assert torch.equal(carried[0], torch.from_numpy(pair.flow_ab.reshape(-1, 2)))
+    # a point between a seen and an unseen pixel is not seen
+    edge = np.argwhere(pair.valid_ab[:, :-1] & ~pair.valid_ab[:, 1:])[0]
+    between = torch.tensor([[[edge[1] + 0.5, float(edge[0])]]], dtype=torch.float32)
+    assert not losses.carry(between, warp)[1].item()
+
+
+def test_a_run_trains_on_a_mix_of_homography_and_3d_pairs(tmp_path, monkeypatch):
+    import csv
+    from edgepoint_ros.training import losses, scene_pairs
+    from edgepoint_ros.training.data import PairConfig
+    from edgepoint_ros.training.trainer import TrainConfig, _batch, train
+    cfg = TrainConfig(steps=2, batch_size=2, teacher="none", warmup_steps=1, checkpoint_every=1,
+                      validate_every=2, validation_pairs=1, num_threads=1, points_per_pair=32,
+                      image_roots=(OPENCV_DATA,), w_peak_reprojection=1.0, peak_keypoints=16,
+                      pair=PairConfig(size=64, source_size=96, pairs_3d=0.5))
+    bank = load_image_bank(find_training_images((OPENCV_DATA,))[:6])
+    made = []
+    make = scene_pairs.make_scene_pair
+    monkeypatch.setattr(scene_pairs, "make_scene_pair",
+                        lambda *a, **k: made.append(make(*a, **k)) or made[-1])
+    total = 0
+    for step in range(6):
+        _, _, warp, mask_a, _ = _batch(bank, np.random.default_rng([0, step]), cfg)
+        assert isinstance(warp, losses.DenseWarp) and warp.flow_ab.shape == (2, 64, 64, 2)
+        for scene in made:                # the scenes drawn are in the batch, masks all ones
+            i = [np.array_equal(scene.flow_ab, f.numpy()) for f in warp.flow_ab].index(True)
+            assert np.array_equal(warp.valid_ab[i].numpy(), scene.valid_ab) and mask_a[i].all()
+        total += len(made)
+        made.clear()
+    assert 0 < total < 12                 # both kinds of pair (12 pairs, half of them scenes)
+    train(tmp_path / "run", cfg, progress=False)
+    with open(tmp_path / "run" / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
+    assert all(float(r["contrastive"]) > 0 and float(r["repeatability"]) > 0 for r in rows)
