@@ -116,13 +116,18 @@ def descriptor_grid_coordinates(keypoints: np.ndarray, stride: int) -> np.ndarra
 
 
 def sample_descriptors(descriptor_map: np.ndarray, keypoints: np.ndarray,
-                       stride: int, normalize: bool = True) -> np.ndarray:
-    """Bilinearly sample a (C, h, w) descriptor map at (N, 2) image keypoints.
+                       stride: int, normalize: bool = True,
+                       channels_last: bool = False) -> np.ndarray:
+    """Bilinearly sample a (C, h, w) descriptor map, or an (h, w, C) one with
+    `channels_last`, at (N, 2) image keypoints.
 
     Samples outside the map are clamped to its edge. Returns (N, C) float32,
     L2-normalised when `normalize`.
     """
-    channels, h, w = descriptor_map.shape
+    if channels_last:
+        h, w, channels = descriptor_map.shape
+    else:
+        channels, h, w = descriptor_map.shape
     if len(keypoints) == 0:
         return np.zeros((0, channels), np.float32)
     grid = descriptor_grid_coordinates(np.asarray(keypoints, np.float32), stride)
@@ -134,9 +139,14 @@ def sample_descriptors(descriptor_map: np.ndarray, keypoints: np.ndarray,
     v1 = np.minimum(v0 + 1, h - 1)
     fu = (u - u0).astype(np.float32)[:, None]
     fv = (v - v0).astype(np.float32)[:, None]
-    # one contiguous (h*w, C) copy of the map, then whole-row gathers: faster
-    # than gathering from the transposed view or along the (C, h*w) rows
-    table = np.ascontiguousarray(descriptor_map.reshape(channels, h * w).T, dtype=np.float32)
+    # whole-row gathers from an (h*w, C) table (a channels-last map is one
+    # already; a channels-first one is copied into one: faster than gathering
+    # from the transposed view or along the (C, h*w) rows)
+    if channels_last:
+        table = np.ascontiguousarray(descriptor_map, dtype=np.float32).reshape(h * w, channels)
+    else:
+        table = np.ascontiguousarray(descriptor_map.reshape(channels, h * w).T,
+                                     dtype=np.float32)
     desc = (table.take(v0 * w + u0, axis=0) * ((1 - fu) * (1 - fv))
             + table.take(v0 * w + u1, axis=0) * (fu * (1 - fv))
             + table.take(v1 * w + u0, axis=0) * ((1 - fu) * fv)

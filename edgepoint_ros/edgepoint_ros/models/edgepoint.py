@@ -66,7 +66,8 @@ SHIPPED_ONNX = shipped_stem() + ".onnx"
 class _Level(NamedTuple):
     """One pyramid level's network outputs and its peaks (find_peaks)."""
     score_map: np.ndarray         # (h, w) at the level's size
-    descriptor_map: np.ndarray    # (C, h/8, w/8)
+    descriptor_map: np.ndarray    # (C, h/8, w/8), or (h/8, w/8, C) when channels_last
+    channels_last: bool
     size: tuple[int, int]         # (width, height) of the level
     xs: np.ndarray
     ys: np.ndarray
@@ -137,7 +138,7 @@ class EdgePointModel(FeatureModel):
         self.onnx_path = resolve_onnx(config.weights, config.model_size)
         self.session = create_session(str(self.onnx_path), config,
                                       torch_network=lambda: torch_network(config),
-                                      bgr8_input=True)
+                                      layout=self._layout(config))
         missing = {"image"} - set(self.session.input_names)
         if missing or not {"scores", "descriptors"} <= set(self.session.output_names):
             raise ValueError(f"{self.onnx_path} is not an EdgePoint model: inputs "
@@ -178,8 +179,18 @@ class EdgePointModel(FeatureModel):
         self.descriptor_type = "binary" if config.binary_descriptors else "float32"
         return True
 
+    @staticmethod
+    def _layout(config: ExtractorConfig):
+        """The frame goes in as uint8 BGR where the runtime converts it; with
+        numpy post-processing the descriptor map may come channels-last (what
+        sampling gathers rows from); the detection graph reads it NCHW."""
+        from ..runtimes import SessionLayout
+        return SessionLayout(bgr8_image=True, channels_last=(
+            ("descriptors",) if config.postprocess == "numpy" else ()))
+
     def _check_channels(self, outputs) -> None:
-        channels = outputs["descriptors"].shape[1]
+        last = "descriptors" in self.session.channels_last_outputs
+        channels = outputs["descriptors"].shape[3 if last else 1]
         if channels != self.descriptor_dim:  # right names, wrong network
             raise ValueError(f"{self.onnx_path} is not an EdgePoint model: its descriptors "
                              f"have {channels} channels, EdgePoint's have {self.descriptor_dim}")
@@ -279,20 +290,27 @@ class EdgePointModel(FeatureModel):
         if self.detector is not None:
             return self._extract_with_graph(bgr, timings)
         levels: list[_Level] = []
-        for lw, lh in self.level_sizes(width, height):
+        sizes = self.level_sizes(width, height)
+        # One level's outputs are used before the next run; levels of one
+        # padded shape would share the runtime's output buffers, so a pyramid
+        # takes copies.
+        copy = len(sizes) > 1
+        channels_last = "descriptors" in self.session.channels_last_outputs
+        for lw, lh in sizes:
             t0 = time.perf_counter()
             level = bgr if (lw, lh) == (width, height) else cv2.resize(
                 bgr, (lw, lh), interpolation=cv2.INTER_AREA)
             tensor = self.network_input(level)
             t1 = time.perf_counter()
-            outputs = self.session.run({"image": tensor})
+            outputs = self.session.run({"image": tensor}, copy=copy)
             t2 = time.perf_counter()
             self._check_channels(outputs)
             score_map = outputs["scores"][0, 0, :lh, :lw]
             peaks = find_peaks(score_map, nms_radius=c.nms_radius,
                                score_threshold=c.score_threshold,
                                max_keypoints=c.max_keypoints, border=c.border)
-            levels.append(_Level(score_map, outputs["descriptors"][0], (lw, lh), *peaks))
+            levels.append(_Level(score_map, outputs["descriptors"][0], channels_last, (lw, lh),
+                                 *peaks))
             timings["preprocess"] += (t1 - t0) * 1e3
             timings["inference"] += (t2 - t1) * 1e3
             timings["postprocess"] += (time.perf_counter() - t2) * 1e3
@@ -312,7 +330,8 @@ class EdgePointModel(FeatureModel):
             kept = order_index[rows]
             points = refine_peaks(lv.score_map, lv.xs[kept], lv.ys[kept],
                                   c.nms_radius if c.subpixel else 0)
-            descriptors[rows] = sample_descriptors(lv.descriptor_map, points, DESCRIPTOR_STRIDE)
+            descriptors[rows] = sample_descriptors(lv.descriptor_map, points, DESCRIPTOR_STRIDE,
+                                                   channels_last=lv.channels_last)
             lw, lh = lv.size
             if (lw, lh) != (width, height):   # level pixels -> original pixels (centres)
                 points = ((points + 0.5) * np.array([width / lw, height / lh], np.float32)

@@ -8,19 +8,19 @@ device the config asks for and returns an `InferenceSession`. Models call
 from __future__ import annotations
 
 from ..config import ExtractorConfig
-from .base import InferenceSession, RuntimeUnavailable
+from .base import InferenceSession, RuntimeUnavailable, SessionLayout
 
 
 def create_session(model_path: str, config: ExtractorConfig,
-                   torch_network=None, bgr8_input: bool = False) -> InferenceSession:
+                   torch_network=None, layout: SessionLayout = SessionLayout()
+                   ) -> InferenceSession:
     """Open `model_path` (ONNX) on the runtime/device/precision `config` asks
     for, with fallback as it says. `torch_network`: the model's factory of the
     same network as a PyTorch module, for the torch reference runtime.
-    `bgr8_input`: the network's `image` is float RGB (N, 3, H, W) in [0, 1];
-    let a runtime that can take the uint8 BGR frame instead do so
-    (`session.takes_bgr8` says whether this one does)."""
+    `layout`: the input and output layouts a runtime may change where it can
+    (`SessionLayout`; the session says which it did)."""
     from .selection import open_session
-    return open_session(model_path, config, torch_network, bgr8_input)
+    return open_session(model_path, config, torch_network, layout)
 
 
-__all__ = ["InferenceSession", "RuntimeUnavailable", "create_session"]
+__all__ = ["InferenceSession", "RuntimeUnavailable", "SessionLayout", "create_session"]

@@ -8,8 +8,25 @@ what is merely installed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class SessionLayout:
+    """What a caller lets a runtime change about the network's input and
+    outputs, where the runtime does it inside the compiled network for less
+    than numpy pays outside it. Each session says what it took up
+    (`takes_bgr8`, `channels_last_outputs`); a runtime that cannot keeps the
+    network's own layout.
+
+    `bgr8_image`: the network's `image` is float RGB (N, 3, H, W) in [0, 1];
+    the session may take the (N, H, W, 3) uint8 BGR frame instead.
+    `channels_last`: names of (N, C, H, W) outputs the session may return as
+    (N, H, W, C), the layout a per-keypoint gather reads rows from."""
+    bgr8_image: bool = False
+    channels_last: tuple[str, ...] = ()
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -40,10 +57,14 @@ class InferenceSession(ABC):
     # frame itself, (1, H, W, 3) uint8 BGR, as its `image` input, converting it
     # to the network's float RGB inside the runtime (OpenVINO).
     takes_bgr8: bool = False
+    # The outputs this session returns (N, H, W, C) (`SessionLayout.channels_last`).
+    channels_last_outputs: frozenset = frozenset()
 
     @abstractmethod
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the model; returns outputs by name."""
+    def run(self, inputs: dict[str, np.ndarray], copy: bool = True) -> dict[str, np.ndarray]:
+        """Run the model; returns outputs by name. With `copy=False` an output
+        may be a buffer of the runtime that the next `run` overwrites (no copy
+        of it is made): for a caller that is done with it before then."""
 
     def info(self) -> dict:
         """What actually runs, read from the runtime:

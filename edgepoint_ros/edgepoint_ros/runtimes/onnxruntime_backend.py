@@ -168,7 +168,8 @@ class OnnxRuntimeSession(InferenceSession):
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._outputs = [o.name for o in self._session.get_outputs()]
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, np.ndarray], copy: bool = True) -> dict[str, np.ndarray]:
+        # `copy` is moot here: every run returns new arrays.
         values = self._session.run(self._outputs, inputs)
         return dict(zip(self._outputs, values))
 

@@ -42,7 +42,7 @@ import warnings
 from dataclasses import dataclass
 
 from ..config import ExtractorConfig
-from .base import InferenceSession, RuntimeFallbackWarning, RuntimeUnavailable
+from .base import InferenceSession, RuntimeFallbackWarning, RuntimeUnavailable, SessionLayout
 
 LOG = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ def plan(config: ExtractorConfig) -> tuple[list[Choice], list[Choice]]:
 
 
 def open_session(model_path: str, config: ExtractorConfig,
-                 torch_network=None, bgr8_input: bool = False) -> InferenceSession:
+                 torch_network=None, layout: SessionLayout = SessionLayout()
+                 ) -> InferenceSession:
     config.validate()
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"model not found: {model_path}")
@@ -114,7 +115,7 @@ def open_session(model_path: str, config: ExtractorConfig,
     reasons: list[str] = []
     for index, choice in enumerate(asked + fallbacks):
         try:
-            session = open_choice(model_path, config, choice, torch_network, bgr8_input)
+            session = open_choice(model_path, config, choice, torch_network, layout)
         except RuntimeUnavailable as exc:
             reasons.append(f"{choice}: {exc}")
             LOG.debug("runtime choice %s unavailable: %s", choice, exc)
@@ -134,7 +135,8 @@ def open_session(model_path: str, config: ExtractorConfig,
 
 
 def open_choice(model_path: str, config: ExtractorConfig, choice: Choice,
-                torch_network=None, bgr8_input: bool = False) -> InferenceSession:
+                torch_network=None, layout: SessionLayout = SessionLayout()
+                ) -> InferenceSession:
     """Open one runtime/device/precision; RuntimeUnavailable when it cannot run here."""
     if choice.runtime == "torch":
         from .torch_backend import TorchSession
@@ -153,7 +155,7 @@ def open_choice(model_path: str, config: ExtractorConfig, choice: Choice,
         path = model_for_precision(model_path, choice.runtime, choice.device, choice.precision)
         nominal = ((config.resize_height, config.resize_width) if config.resize_width else None)
         return OpenVinoSession(str(path), choice.device, choice.precision, config.num_threads,
-                               nominal, bgr8_input=bgr8_input)
+                               nominal, layout=layout)
     raise ValueError(f"unknown runtime {choice.runtime!r}")
 
 

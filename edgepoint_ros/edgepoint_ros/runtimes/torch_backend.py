@@ -81,7 +81,8 @@ class TorchSession(InferenceSession):
         self._precision = precision
         self._weights = config.weights or "shipped"
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, np.ndarray], copy: bool = True) -> dict[str, np.ndarray]:
+        # `copy` is moot here: every run returns new arrays.
         torch = self._torch
         missing = set(self._inputs) - set(inputs)
         if missing:

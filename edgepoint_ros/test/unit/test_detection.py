@@ -83,3 +83,13 @@ def test_the_detection_graph_finds_what_numpy_finds(radius, border, threshold, s
     np.testing.assert_allclose(keypoints[keep], expected, atol=1e-5)
     np.testing.assert_allclose(described[keep], sample_descriptors(descriptors[0], expected, 8),
                                atol=1e-5)
+
+
+def test_a_channels_last_map_samples_the_same_descriptors():
+    rng = np.random.default_rng(6)
+    channels_first = rng.normal(size=(16, 7, 9)).astype(np.float32)
+    points = rng.uniform(-3, 75, size=(50, 2)).astype(np.float32)   # some off the map
+    expected = sample_descriptors(channels_first, points, 8)
+    got = sample_descriptors(np.ascontiguousarray(channels_first.transpose(1, 2, 0)), points, 8,
+                             channels_last=True)
+    np.testing.assert_array_equal(got, expected)
