@@ -71,7 +71,7 @@ class ExtractorConfig(Settings):
     fallback: bool = True
     # Numeric precision of the network: fp32 | fp16 | int8 (int8: calibrated
     # once on offline images and cached; `prepare_models` builds it ahead).
-    precision: str = "fp32"
+    precision: str = "int8"
     # Keep at most this many keypoints (highest scores first); 0 = no limit.
     max_keypoints: int = 1024
     # Keep keypoints whose score is at least this (model's score scale).

@@ -53,7 +53,7 @@ import tempfile
 from pathlib import Path
 
 from ..paths import cache_dir
-from .base import RuntimeUnavailable
+from .base import RuntimeUnavailable, first_line
 from .calibration import DEFAULT_COUNT, as_network_input, calibration_images
 
 LOG = logging.getLogger(__name__)
@@ -119,7 +119,13 @@ def derived_model(source: Path, variant: str, calibration_count: int | None = No
     work = Path(tempfile.mkdtemp(prefix=f".{target.parent.name}.", dir=target.parent.parent))
     try:
         LOG.info("making %s model from %s (once; cached in %s)", variant, source, target.parent)
-        makers[variant](source, work / target.name, calibration_count or DEFAULT_COUNT)
+        try:
+            makers[variant](source, work / target.name, calibration_count or DEFAULT_COUNT)
+        except (RuntimeUnavailable, ValueError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - protobuf, OpenVINO, NNCF: a file they cannot read
+            raise ValueError(f"cannot load {source} to make its {variant} model: "
+                             f"{first_line(exc)}") from exc
         try:
             os.rename(work, target.parent)
         except OSError:

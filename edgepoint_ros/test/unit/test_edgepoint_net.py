@@ -170,7 +170,7 @@ def test_post_processing_changes_apply_without_rebuild(tmp_path, monkeypatch):
     ckpt = tmp_path / "mine.pt"
     save_checkpoint(_random_net(5), ckpt)
     config = ExtractorConfig(model="edgepoint", weights=str(ckpt), max_keypoints=200,
-                             runtime="onnxruntime", device="cpu")
+                             runtime="onnxruntime", device="cpu", precision="fp32")
     model = create_model(config)
     image = np.random.default_rng(2).integers(0, 255, (128, 160, 3), np.uint8)
     assert len(model.extract(image)) == 200

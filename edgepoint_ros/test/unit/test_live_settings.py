@@ -12,7 +12,7 @@ from edgepoint_ros.config import ExtractorConfig
 from edgepoint_ros.models import create_model
 from edgepoint_ros.paths import opencv_sample_data_dir
 
-BASE = ExtractorConfig(model="edgepoint", runtime="onnxruntime", device="cpu",
+BASE = ExtractorConfig(model="edgepoint", runtime="onnxruntime", device="cpu", precision="fp32",
                        max_keypoints=512, num_threads=1)
 CHANGES = {
     "thresholds": dict(max_keypoints=300, score_threshold=0.05, nms_radius=3, border=8),

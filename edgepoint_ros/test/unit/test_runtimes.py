@@ -12,7 +12,7 @@ import pytest
 
 from edgepoint_ros.config import ExtractorConfig
 from edgepoint_ros.paths import SHIPPED_WEIGHTS_DIR
-from edgepoint_ros.runtimes import RuntimeUnavailable, create_session
+from edgepoint_ros.runtimes import RuntimeUnavailable, SessionLayout, create_session
 from edgepoint_ros.runtimes import onnxruntime_backend, openvino_backend
 from edgepoint_ros.runtimes.base import RuntimeFallbackWarning
 from edgepoint_ros.runtimes.onnxruntime_backend import OnnxRuntimeSession
@@ -21,6 +21,12 @@ from edgepoint_ros.runtimes.selection import AUTO_ORDER, candidate_pairs, plan
 from tiny_networks import tiny_input, write_tiny_network
 
 GPU_DEVICES = ("tensorrt", "cuda", "gpu", "npu")
+
+
+def fp32(**settings) -> ExtractorConfig:
+    """A config at fp32: these tests compare runtimes and devices number for
+    number (INT8, the default, has its own tests: test_quantization.py)."""
+    return ExtractorConfig(precision="fp32", **settings)
 
 
 @pytest.fixture()
@@ -42,7 +48,7 @@ def reference_outputs(path: str, image: np.ndarray) -> dict:
 
 
 def test_auto_picks_the_first_available_device_in_the_documented_order(tiny):
-    session = create_session(tiny, ExtractorConfig())
+    session = create_session(tiny, fp32())
     info = session.info()
     expected = next((r, d) for r, d in AUTO_ORDER if offered(d) or d == "cpu")
     if not any(offered(d) for d in GPU_DEVICES):  # this machine and CI
@@ -55,7 +61,7 @@ def test_auto_picks_the_first_available_device_in_the_documented_order(tiny):
 
 
 def test_auto_with_a_named_runtime_keeps_to_it(tiny):
-    info = create_session(tiny, ExtractorConfig(runtime="onnxruntime")).info()
+    info = create_session(tiny, fp32(runtime="onnxruntime")).info()
     assert info["runtime"] == "onnxruntime"
     if not offered("cuda") and not offered("tensorrt"):
         assert info["providers"] == ["CPUExecutionProvider"]
@@ -77,7 +83,7 @@ def test_device_the_runtime_does_not_offer_is_a_config_error():
 
 @pytest.mark.parametrize("device", GPU_DEVICES)
 def test_explicit_absent_device_without_fallback_fails_naming_what_is_missing(tiny, device):
-    config = ExtractorConfig(device=device, fallback=False)
+    config = fp32(device=device, fallback=False)
     if offered(device):  # a machine that has it: it must really run there
         assert create_session(tiny, config).info()["device"] == device
         return
@@ -93,10 +99,10 @@ def test_explicit_absent_device_without_fallback_fails_naming_what_is_missing(ti
 @pytest.mark.parametrize("device", GPU_DEVICES)
 def test_explicit_absent_device_with_fallback_runs_on_cpu_and_warns(tiny, device):
     if offered(device):  # a machine that has it: no fallback, it runs there
-        assert create_session(tiny, ExtractorConfig(device=device)).info()["device"] == device
+        assert create_session(tiny, fp32(device=device)).info()["device"] == device
         return
     with pytest.warns(RuntimeFallbackWarning, match=f"device={device}.*falling back to"):
-        session = create_session(tiny, ExtractorConfig(device=device, fallback=True))
+        session = create_session(tiny, fp32(device=device, fallback=True))
     info = session.info()
     assert info["device"] == "cpu"
     assert device in info["fallback"]
@@ -106,7 +112,7 @@ def test_explicit_absent_device_with_fallback_runs_on_cpu_and_warns(tiny, device
 
 
 def test_fallback_keeps_the_named_runtime(tiny):
-    config = ExtractorConfig(runtime="onnxruntime", device="cuda")
+    config = fp32(runtime="onnxruntime", device="cuda")
     if offered("cuda"):
         assert create_session(tiny, config).info()["device"] == "cuda"
         return
@@ -156,8 +162,8 @@ def test_corrupt_model_file_is_a_clear_error_even_with_fallback(tmp_path, runtim
 
 
 def test_onnxruntime_and_openvino_agree_and_openvino_follows_new_input_sizes(tiny):
-    ort_session = create_session(tiny, ExtractorConfig(runtime="onnxruntime", device="cpu"))
-    ov_session = create_session(tiny, ExtractorConfig(runtime="openvino", device="cpu"))
+    ort_session = create_session(tiny, fp32(runtime="onnxruntime", device="cpu"))
+    ov_session = create_session(tiny, fp32(runtime="openvino", device="cpu"))
     assert ov_session.input_names == ["image"]
     assert ov_session.output_names == ["scores", "descriptors"]
     for height, width in ((64, 96), (32, 32), (64, 96)):
@@ -175,6 +181,29 @@ def test_openvino_outputs_are_not_overwritten_by_the_next_run(tiny):
     kept = first.copy()
     session.run({"image": tiny_input(seed=2)})
     np.testing.assert_array_equal(first, kept)
+
+
+def test_openvino_takes_the_layouts_asked_for_and_says_so(tiny):
+    plain = OpenVinoSession(tiny, "cpu")
+    relaid = OpenVinoSession(tiny, "cpu", layout=SessionLayout(
+        bgr8_image=True, channels_last=("descriptors", "no_such_output")))
+    assert relaid.takes_bgr8 and relaid.channels_last_outputs == {"descriptors"}
+    assert not plain.takes_bgr8 and not plain.channels_last_outputs
+    frame = np.random.default_rng(4).integers(0, 256, (64, 96, 3), np.uint8)
+    rgb = frame[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255
+    a, b = plain.run({"image": rgb}), relaid.run({"image": frame[None]})
+    assert b["descriptors"].shape == (1, 64 // 8, 96 // 8, 8)
+    np.testing.assert_allclose(b["descriptors"], a["descriptors"].transpose(0, 2, 3, 1),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b["scores"], a["scores"], rtol=1e-5, atol=1e-6)
+
+
+def test_openvino_without_copy_hands_out_the_buffers_the_next_run_overwrites(tiny):
+    session = OpenVinoSession(tiny, "cpu")
+    first = session.run({"image": tiny_input(seed=1)}, copy=False)["scores"]
+    kept = first.copy()
+    second = session.run({"image": tiny_input(seed=2)}, copy=False)["scores"]
+    assert np.shares_memory(first, second) and not np.array_equal(first, kept)
 
 
 def test_openvino_info_reports_execution_devices_and_precision(tiny):
@@ -201,7 +230,7 @@ def test_fallback_plan_tries_cpu_then_fp32():
     asked, fallbacks = plan(ExtractorConfig(runtime="openvino", device="npu", precision="int8"))
     assert [str(c) for c in asked] == ["openvino/npu/int8"]
     assert [str(c) for c in fallbacks] == ["openvino/cpu/int8", "openvino/cpu/fp32"]
-    asked, fallbacks = plan(ExtractorConfig(device="gpu", fallback=False))
+    asked, fallbacks = plan(fp32(device="gpu", fallback=False))
     assert [str(c) for c in asked] == ["openvino/gpu/fp32"] and fallbacks == []
 
 
@@ -214,7 +243,7 @@ def test_torch_reference_agrees_with_the_onnx_runtimes(tmp_path, monkeypatch):
     from edgepoint_ros.models.edgepoint_net import export_onnx
     onnx_path = str(export_onnx(SHIPPED, tmp_path / "edgepoint.onnx"))
     from edgepoint_ros.models.edgepoint import torch_network
-    config = dict(model="edgepoint", weights=str(SHIPPED), fallback=False)
+    config = dict(model="edgepoint", weights=str(SHIPPED), fallback=False, precision="fp32")
     torch_config = ExtractorConfig(runtime="torch", **config)
     torch_session = create_session(onnx_path, torch_config,
                                    torch_network=lambda: torch_network(torch_config))

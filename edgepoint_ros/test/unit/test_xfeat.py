@@ -33,7 +33,8 @@ def reference():
 
 
 def make_model(onnx_path, **overrides):
-    settings = dict(model="xfeat", weights=str(onnx_path), max_keypoints=4096, border=0)
+    settings = dict(model="xfeat", weights=str(onnx_path), max_keypoints=4096, border=0,
+                    precision="fp32")   # compared with the PyTorch reference
     settings.update(overrides)
     return create_model(ExtractorConfig(**settings))
 
