@@ -56,6 +56,11 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
 else
   echo "  up to date"
 fi
+# The motorcycle stereo pair of the real-data validation set (evaluation/real_validation.py)
+# ships inside scikit-image's wheel; only its files are read, skimage is never imported,
+# so it is installed without its dependencies
+.venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('skimage') is None)" \
+  || .venv/bin/python -m pip install -q --no-deps scikit-image==0.26.0
 
 step "rewriting the ROS wheels' CMake include paths for this interpreter"
 .venv/bin/python scripts/fix_cmake_paths.py .venv

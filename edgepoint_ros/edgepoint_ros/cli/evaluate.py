@@ -1,6 +1,7 @@
 """Homography benchmark of several methods in one run (Oxford affine protocol).
 
-    evaluate [--methods edgepoint,xfeat,orb,sift] [--weights METHOD=PATH ...]
+    evaluate [--methods edgepoint,xfeat,orb,sift|anchors] [--weights METHOD=PATH ...]
+             [--checkpoint [LABEL=]PATH ...]
              [--set METHOD.FIELD=VALUE ...] [--authors-settings METHOD ...]
              [--data DIR] [--out DIR]
              [--runtime R] [--device D] [--ransac-trials N]
@@ -8,7 +9,12 @@
 
 A method is a model name, or LABEL:MODEL to run one model twice with different
 settings, e.g. `--methods edgepoint,released:edgepoint,xfeat,orb,sift
---weights released=../shared/models/edgepoint-official/EdgePoint.pt`. Each
+--weights released=../shared/models/edgepoint-official/EdgePoint.pt`. The
+word `anchors` in --methods stands for the anchors every comparison shows
+(ANCHORS: the authors' released weights, our medium, small and tiny, XFeat,
+ORB, SIFT); `--checkpoint [LABEL=]PATH` adds an EdgePoint method with those
+weights (a training checkpoint .pt, or .onnx; LABEL defaults to the file's
+stem). Each
 method starts from the protocol settings of its model
 (`evaluation.homography.PROTOCOL_SETTINGS`; for EdgePoint the ones chosen for
 the shipped weights on the held-out validation set), then `--authors-settings`
@@ -36,6 +42,59 @@ from .extractor_settings import parse_value
 
 DEFAULT_METHODS = "edgepoint,xfeat,orb,sift"
 DATA_ENV = "EDGEPOINT_ROS_OXFORD"
+RELEASED_ENV = "EDGEPOINT_ROS_RELEASED_WEIGHTS"
+# The anchors every comparison shows: label -> (model, settings). "released"
+# gets the authors' checkpoint (released_weights_path()); our three sizes run
+# their shipped weights.
+ANCHORS: dict[str, tuple[str, dict]] = {
+    "released": ("edgepoint", {"model_size": "medium"}),
+    "medium": ("edgepoint", {"model_size": "medium"}),
+    "small": ("edgepoint", {"model_size": "small"}),
+    "tiny": ("edgepoint", {"model_size": "tiny"}),
+    "xfeat": ("xfeat", {}),
+    "orb": ("orb", {}),
+    "sift": ("sift", {}),
+}
+
+
+def _shared_path(*parts: str) -> Path:
+    """../shared/PARTS next to the working directory or the repository."""
+    from ..paths import PACKAGE_DIR
+    relative = Path("..", "shared", *parts)
+    candidates = [Path.cwd() / relative, PACKAGE_DIR.parents[1] / relative]
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+def released_weights_path() -> Path:
+    """The authors' released EdgePoint.pt: $EDGEPOINT_ROS_RELEASED_WEIGHTS, else
+    ../shared/models/edgepoint-official/EdgePoint.pt."""
+    if os.environ.get(RELEASED_ENV):
+        return Path(os.environ[RELEASED_ENV])
+    return _shared_path("models", "edgepoint-official", "EdgePoint.pt")
+
+
+def expand_methods(text: str, weights: list[str], settings: list[str],
+                   checkpoints: list[str] = ()) -> tuple[str, list[str], list[str]]:
+    """(--methods, --weights, --set) with the word `anchors` replaced by ANCHORS
+    and each `--checkpoint [LABEL=]PATH` appended as LABEL:edgepoint with those
+    weights. The anchors' own weights and settings come first, so a --weights
+    or --set given for an anchor label overrides them."""
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    own_weights, own_settings = [], []
+    if "anchors" in items:
+        at = items.index("anchors")
+        items[at:at + 1] = [f"{label}:{model}" for label, (model, _) in ANCHORS.items()]
+        own_weights.append(f"released={released_weights_path()}")
+        own_settings += [f"{label}.{field}={value}" for label, (_, values) in ANCHORS.items()
+                         for field, value in values.items()]
+    for text_ in checkpoints:
+        label, sep, path = text_.rpartition("=")
+        label = label if sep else Path(path).stem
+        if not label or not path:
+            raise ValueError(f"--checkpoint {text_!r}: expected [LABEL=]PATH")
+        items.append(f"{label}:edgepoint")
+        own_weights.append(f"{label}={path}")
+    return ",".join(items), own_weights + list(weights), own_settings + list(settings)
 
 
 def default_data_dir() -> Path:
@@ -43,10 +102,7 @@ def default_data_dir() -> Path:
     working directory or the repository."""
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV])
-    from ..paths import PACKAGE_DIR
-    relative = Path("..") / "shared" / "data" / "oxford-affine"
-    candidates = [Path.cwd() / relative, PACKAGE_DIR.parents[1] / relative]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    return _shared_path("data", "oxford-affine")
 
 
 def parse_methods(text: str) -> dict[str, str]:
@@ -69,9 +125,14 @@ def parse_methods(text: str) -> dict[str, str]:
 
 def method_configs(methods: dict[str, str], weights: list[str], settings: list[str],
                    runtime: str | None, device: str | None,
-                   authors_settings: list[str] = ()) -> dict[str, ExtractorConfig]:
+                   authors_settings: list[str] = (),
+                   base: dict[str, dict] | None = None) -> dict[str, ExtractorConfig]:
+    """One ExtractorConfig per method: `base` settings of its model (default
+    the Oxford protocol's, PROTOCOL_SETTINGS), then the authors' settings,
+    runtime/device, weights and --set values."""
     from ..evaluation.homography import AUTHORS_EDGEPOINT_SETTINGS, PROTOCOL_SETTINGS
-    values = {label: {"model": model, **PROTOCOL_SETTINGS[model]}
+    base = PROTOCOL_SETTINGS if base is None else base
+    values = {label: {"model": model, **base.get(model, {})}
               for label, model in methods.items()}
     for label in authors_settings:
         if methods.get(label) != "edgepoint":
@@ -106,8 +167,11 @@ def method_configs(methods: dict[str, str], weights: list[str], settings: list[s
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=DEFAULT_METHODS,
-                        help=f"comma-separated MODEL or LABEL:MODEL (default {DEFAULT_METHODS})")
+                        help=f"comma-separated MODEL or LABEL:MODEL, or `anchors` "
+                             f"(default {DEFAULT_METHODS})")
     parser.add_argument("--weights", action="append", default=[], metavar="METHOD=PATH")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
+                        help="an EdgePoint method with these weights (repeatable)")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         metavar="METHOD.FIELD=VALUE")
     parser.add_argument("--authors-settings", action="append", default=[], metavar="METHOD",
@@ -141,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         pairs = load_oxford_pairs(
             data, args.sequences.split(",") if args.sequences else None,
             [int(k) for k in args.targets.split(",")] if args.targets else None)
-        configs = method_configs(parse_methods(args.methods), args.weights, args.settings,
+        methods, weights, settings = expand_methods(args.methods, args.weights, args.settings,
+                                                    args.checkpoint)
+        configs = method_configs(parse_methods(methods), weights, settings,
                                  args.runtime, args.device, args.authors_settings)
         models = {}
         for label, config in configs.items():
