@@ -219,6 +219,13 @@ def _lineage(run_dir: Path) -> list[dict]:
             entry["training_pictures"] = len(data["training_pictures"])
             entry["held_out_pictures"] = sorted(image_key(Path(p)) for p in data["held_out_pictures"])
             entry["pictures"] = "data.json in the run directory"
+            if "training_images" in data:       # an image-index run: its sources and licences
+                from collections import Counter
+                entry["image_index"] = data["image_index"]
+                entry["images_per_package"] = dict(sorted(Counter(
+                    e["package"] for e in data["training_images"]).items()))
+                entry["licences_per_package"] = {e["package"]: e.get("licence")
+                                                 for e in data["training_images"]}
         runs.append(entry)
         parent = config.get("init_from")
         run_dir = Path(parent).parent if parent else None

@@ -234,3 +234,17 @@ def test_the_pairs_of_a_seed_are_those_the_shipped_recipe_trained_on():
 
 
 GOLDEN_V21_PAIRS = "d7791e14e812571fd1c1592f368e49fc929c17034d53dd8a3953258580646838"
+
+
+def test_the_ship_record_credits_an_index_runs_sources(tmp_path):
+    index, run = tmp_path / "index", tmp_path / "run"
+    index.mkdir()
+    entries = _fake_index(index, 6)
+    for i, entry in enumerate(entries):
+        entry.update(package="pkg-b" if i % 3 else "pkg-a", licence="CC0" if i % 3 else "GPL-2+")
+    (index / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    train(run, _tiny(index, 1, max_images=6), progress=False)
+    (record,) = train_cli._lineage(run)
+    assert record["training_pictures"] == 6 and record["image_index"]["max_images"] == 6
+    assert record["images_per_package"] == {"pkg-a": 2, "pkg-b": 4}
+    assert record["licences_per_package"] == {"pkg-a": "GPL-2+", "pkg-b": "CC0"}
