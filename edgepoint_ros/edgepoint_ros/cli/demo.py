@@ -195,7 +195,7 @@ class Demo:
                 print(f"[demo] {len(keypoints)} Keypoints, {len(matches)} Matches received",
                       flush=True)
                 next_report += 2.0
-            time.sleep(0.1)
+            player.wait(0.1)  # returns when the player exits; else the loop's pace
         if player.returncode != 0:
             self.check_alive(["player"], "while publishing")
         self._drain(keypoints)
@@ -221,12 +221,7 @@ class Demo:
     @staticmethod
     def _drain(keypoints, quiet_s: float = 1.0, limit_s: float = 10.0) -> None:
         """Wait until no Keypoints arrived for `quiet_s` (the pipeline is empty)."""
-        deadline = time.monotonic() + limit_s
-        count, last_change = len(keypoints), time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - last_change < quiet_s:
-            time.sleep(0.05)
-            if len(keypoints) != count:
-                count, last_change = len(keypoints), time.monotonic()
+        keypoints.wait_for_quiet(quiet_s, limit_s)
 
     # ---- results -------------------------------------------------------------
     def summarise(self, frames, keypoints, matches, diagnostics, images) -> dict:

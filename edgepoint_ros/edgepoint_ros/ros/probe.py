@@ -4,6 +4,19 @@
 the same process), spins in a background thread, and records messages with
 their arrival time. The caller's thread publishes and waits on recordings.
 It installs no signal handlers: Ctrl-C stays a KeyboardInterrupt for the caller.
+
+Waiting: every wait is on a condition, never a fixed pause. The probe's
+publishers and subscriptions report DDS matching (matched events), each
+recorded message and each future it is asked to wait for wake the waiters,
+so `wait_until` re-checks its condition as soon as something happened; a
+condition on state the probe is not told about (the ROS graph, a process)
+is re-checked every `recheck` seconds as well.
+
+The probe sees its own end of a link. The other end is the node's: a
+reliable volatile writer sends only to the readers it has matched, so before
+the first message that must arrive, wait until the node reports the link in
+/diagnostics (node_base: `<topic>_subscribers`, `<topic>_publishers`; the
+tests' `ros_harness.wait_for_links`).
 """
 from __future__ import annotations
 
@@ -12,8 +25,11 @@ import time
 from typing import Callable
 
 import rclpy
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
+
+RECHECK_S = 0.1  # longest time before a condition nothing notifies about is checked again
 
 
 class Recording:
@@ -26,6 +42,7 @@ class Recording:
         self._condition = threading.Condition()
         self.messages: list = []
         self.arrival_ns: list[int] = []
+        self._last_arrival = -float("inf")  # time.monotonic() of the newest message
         self.subscription = None
 
     def _append(self, msg) -> None:
@@ -33,9 +50,11 @@ class Recording:
         with self._condition:
             self.messages.append(msg)
             self.arrival_ns.append(now)
+            self._last_arrival = time.monotonic()
             if self._keep and len(self.messages) > self._keep:
                 del self.messages[0], self.arrival_ns[0]
             self._condition.notify_all()
+        self._probe._notify()
 
     def __len__(self) -> int:
         with self._condition:
@@ -61,6 +80,21 @@ class Recording:
                     return None
                 self._condition.wait(remaining)
 
+    def wait_for_quiet(self, quiet_s: float, timeout: float) -> bool:
+        """Until no message arrived for `quiet_s` seconds, counted from now at
+        the earliest (True), or `timeout` seconds passed (False)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        with self._condition:
+            while True:
+                now = time.monotonic()
+                quiet_until = max(started, self._last_arrival) + quiet_s
+                if now >= quiet_until:
+                    return True
+                if now >= deadline:
+                    return False
+                self._condition.wait(min(quiet_until, deadline) - now)
+
     def clear(self) -> None:
         with self._condition:
             self.messages.clear()
@@ -78,6 +112,7 @@ class Probe:
         rclpy.init(context=self.context, domain_id=domain_id,
                    signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(name, context=self.context)
+        self._changed = threading.Condition()  # notified by _notify (see the module doc)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._stopping = threading.Event()
@@ -95,53 +130,59 @@ class Probe:
                     return
                 raise
 
+    def _notify(self, *_) -> None:
+        """Something happened (a message, a match, a future): waiters check again."""
+        with self._changed:
+            self._changed.notify_all()
+
     def record(self, msg_type, topic: str, qos, keep: int = 0) -> Recording:
         """Subscribe and record; `keep` > 0 keeps only the newest `keep` messages."""
         recording = Recording(self, topic, keep)
-        recording.subscription = self.node.create_subscription(msg_type, topic,
-                                                               recording._append, qos)
+        recording.subscription = self.node.create_subscription(
+            msg_type, topic, recording._append, qos,
+            event_callbacks=SubscriptionEventCallbacks(matched=self._notify))
         return recording
 
     def publisher(self, msg_type, topic: str, qos):
-        return self.node.create_publisher(msg_type, topic, qos)
+        return self.node.create_publisher(
+            msg_type, topic, qos, event_callbacks=PublisherEventCallbacks(matched=self._notify))
 
     def now_msg(self):
         return self.node.get_clock().now().to_msg()
 
-    @staticmethod
-    def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    def wait_until(self, condition: Callable[[], bool], timeout: float,
+                   recheck: float = RECHECK_S) -> bool:
+        """True as soon as `condition()` holds, False after `timeout` seconds.
+        Checked again whenever the probe is notified (module doc) and at least
+        every `recheck` seconds."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(interval)
-        return condition()
+        with self._changed:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, recheck))
+        return True
+
+    def wait_for_future(self, future, timeout: float) -> bool:
+        """True once an rclpy future (a service call) is done."""
+        future.add_done_callback(self._notify)
+        return self.wait_until(future.done, timeout)
 
     def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 10.0) -> bool:
+        """Until this probe's `publisher` has matched `count` subscriptions (its
+        end of the links: a reliable publisher then delivers what it sends)."""
         return self.wait_until(lambda: publisher.get_subscription_count() >= count, timeout)
 
     def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 10.0) -> bool:
+        """Until the ROS graph shows `count` publishers on `topic`."""
         return self.wait_until(lambda: self.node.count_publishers(topic) >= count, timeout)
 
-    def wait_for_graph(self, topic: str, publishers: int = 0, subscriptions: int = 0,
-                       timeout: float = 10.0, settle: float = 0.5) -> bool:
-        """Wait until this probe sees `publishers` / `subscriptions` on `topic`
-        (any node's), then `settle` seconds more: discovery is per participant,
-        so a link the probe sees may need a moment more on the two nodes it
-        joins (a reliable volatile writer drops what it sends before that)."""
-        ok = self.wait_until(lambda: self.node.count_publishers(topic) >= publishers
-                             and self.node.count_subscribers(topic) >= subscriptions, timeout)
-        time.sleep(settle)
-        return ok
-
-    def wait_for_recordings(self, *recordings: Recording, timeout: float = 10.0,
-                            settle: float = 0.5) -> bool:
-        """Wait until every recording is matched with a publisher, then
-        `settle` seconds for the publishers' side of the same links."""
-        ok = self.wait_until(lambda: all(r.subscription.get_publisher_count() >= 1
-                                         for r in recordings), timeout)
-        time.sleep(settle)
-        return ok
+    def wait_for_recordings(self, *recordings: Recording, timeout: float = 10.0) -> bool:
+        """Until every recording's subscription has matched a publisher: the
+        probe's end of each link (the publisher's end: see the module doc)."""
+        return self.wait_until(lambda: all(r.subscription.get_publisher_count() >= 1
+                                           for r in recordings), timeout)
 
     def close(self) -> None:
         self._stopping.set()

@@ -144,7 +144,7 @@ class NodeProcess:
                 return True
             if not self.alive():
                 return text in self.log()
-            time.sleep(0.05)
+            self.wait(0.05)  # the log is re-read every 50 ms; an exit ends the wait at once
         return False
 
     def wait(self, timeout: float) -> int | None:

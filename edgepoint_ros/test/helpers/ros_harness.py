@@ -304,7 +304,7 @@ class LaunchProcess:
                 return True
             if self.process.poll() is not None:
                 return text in self.log()
-            time.sleep(0.05)  # polling the log for the text
+            self.wait(0.05)  # the log is re-read every 50 ms; an exit ends the wait at once
         return False
 
     def node_pids(self) -> dict[str, int]:

@@ -12,6 +12,7 @@ demo's and soak's nodes must each have closed cleanly too.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -48,11 +49,15 @@ class Command:
         return self.log_path.read_text(errors="replace")
 
     def wait_for(self, condition, timeout: float) -> bool:
+        """Until `condition()` (on the log or the probe's recordings) holds, or
+        the command exits."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
             if condition():
                 return True
-            time.sleep(0.05)  # polling the condition
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                # checked again every 50 ms; an exit ends the wait at once
+                self.process.wait(0.05)
         return condition()
 
     def stop(self, case: str, closing_text: str) -> tuple[int | None, float]:

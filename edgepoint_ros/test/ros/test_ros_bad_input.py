@@ -210,20 +210,26 @@ def diagnostics(probe):
 
 class Extractor:
     """An extractor under test (/bad: raw images; /badjpeg: compressed):
-    its image publisher, its Keypoints, its parameter service."""
+    its image publisher, its Keypoints, its parameter service.
+    `keypoints_subscribers`: the probe's and the other nodes' subscriptions."""
 
-    def __init__(self, probe, process, namespace="/bad", transport="raw"):
+    def __init__(self, probe, diagnostics, process, namespace="/bad", transport="raw",
+                 keypoints_subscribers=1):
         self.probe, self.process = probe, process
         self.name, self.transport = f"{namespace}/extractor", transport
         compressed = transport == "compressed"
-        self.publisher = probe.publisher(
-            CompressedImage if compressed else Image,
-            f"{namespace}/image" + ("/compressed" if compressed else ""), qos_profile("reliable"))
+        image_topic = "image/compressed" if compressed else "image"
+        self.publisher = probe.publisher(CompressedImage if compressed else Image,
+                                         f"{namespace}/{image_topic}", qos_profile("reliable"))
         self.keypoints = probe.record(Keypoints, f"{namespace}/keypoints", OUTPUT_QOS)
         self.client = probe.node.create_client(SetParametersAtomically,
                                                f"{self.name}/set_parameters_atomically")
         assert probe.wait_for_subscribers(self.publisher)
         assert probe.wait_for_recordings(self.keypoints)
+        # the extractor's ends of the same links (its keypoints reach the probe)
+        assert harness.wait_for_links(diagnostics, {self.name: {
+            f"{image_topic}_publishers": 1,
+            "keypoints_subscribers": keypoints_subscribers}}), process.log_tail()
         assert self.client.wait_for_service(timeout_sec=10.0)
 
     def publish(self, msg):
@@ -250,21 +256,22 @@ class Extractor:
         request = SetParametersAtomically.Request(parameters=[
             Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
         future = self.client.call_async(request)
-        assert self.probe.wait_until(future.done, 60.0), "set_parameters did not answer"
+        assert self.probe.wait_for_future(future, 60.0), "set_parameters did not answer"
         return future.result().result
 
 
 @pytest.fixture(scope="module")
-def extractor(processes, probe):
+def extractor(processes, probe, diagnostics):
     harness.wait_ready(processes["extractor"])
     harness.wait_ready(processes["matcher"])
-    return Extractor(probe, processes["extractor"])
+    return Extractor(probe, diagnostics, processes["extractor"],
+                     keypoints_subscribers=2)  # the probe and /bad/matcher
 
 
 @pytest.fixture(scope="module")
-def jpeg_extractor(processes, probe):
+def jpeg_extractor(processes, probe, diagnostics):
     harness.wait_ready(processes["jpeg_extractor"])
-    return Extractor(probe, processes["jpeg_extractor"], "/badjpeg", "compressed")
+    return Extractor(probe, diagnostics, processes["jpeg_extractor"], "/badjpeg", "compressed")
 
 
 def _fresh(diagnostics, name):
@@ -421,7 +428,8 @@ def test_a_bad_parameter_change_is_rejected_and_the_old_model_keeps_serving(
 def test_a_valid_model_change_takes_effect_and_the_matcher_never_mixes_models(
         extractor, probe, diagnostics):
     matches = probe.record(Matches, "/bad/matches", OUTPUT_QOS)
-    assert probe.wait_until(lambda: matches.subscription.get_publisher_count() >= 1, 10.0)
+    assert probe.wait_for_recordings(matches)
+    assert harness.wait_for_links(diagnostics, {"/bad/matcher": {"matches_subscribers": 1}})
     resets = int(_fresh(diagnostics, "/bad/matcher")["resets"])
     orb_frames = [extractor.good() for _ in range(2)]
     try:
@@ -477,14 +485,15 @@ def _features(n=150, dim=64, seed=0):
 class HandFed:
     """Keypoints published by this process into the /bad_match matcher."""
 
-    def __init__(self, probe, process):
+    def __init__(self, probe, diagnostics, process):
         self.process = process
         self.publisher = probe.publisher(Keypoints, "/bad_match/keypoints", OUTPUT_QOS)
         self.matches = probe.record(Matches, "/bad_match/matches", OUTPUT_QOS)
         assert probe.wait_for_subscribers(self.publisher)
-        assert probe.wait_until(
-            lambda: self.matches.subscription.get_publisher_count() >= 1, 10.0)
-        assert probe.wait_for_graph("/bad_match/matches", publishers=1, subscriptions=1)
+        assert probe.wait_for_recordings(self.matches)
+        # the matcher's ends of both links
+        assert harness.wait_for_links(diagnostics, {MATCHER: {
+            "keypoints_publishers": 1, "matches_subscribers": 1}}), process.log_tail()
         self.sequence = itertools.count()
 
     def message(self, features, session=77):
@@ -503,8 +512,8 @@ class HandFed:
 
 
 @pytest.fixture(scope="module")
-def hand_fed(processes, probe):
-    feeder = HandFed(probe, harness.wait_ready(processes["hand_fed"]))
+def hand_fed(processes, probe, diagnostics):
+    feeder = HandFed(probe, diagnostics, harness.wait_ready(processes["hand_fed"]))
     feeder.send(feeder.message(_features()), expect_matches=False)
     # The matcher keeps only the newest frame: under load a second frame sent at
     # once could replace the first before the worker took it (counted as skipped).

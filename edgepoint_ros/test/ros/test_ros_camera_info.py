@@ -70,8 +70,7 @@ class Camera:
                                "keypoints_subscribers": 2},
             "/cam/matcher": {"keypoints_publishers": 1, "camera_info_publishers": 1,
                              "keypoints/tracked_subscribers": 1, "feature_subscribers": 1}})
-        assert probe.wait_for_recordings(self.keypoints, self.tracked, self.features,
-                                         settle=0.0)
+        assert probe.wait_for_recordings(self.keypoints, self.tracked, self.features)
 
     def send(self, info: dict | None = None, info_age_s: float = 0.0):
         """Publish CameraInfo (fields of `harness.camera_info_msg`, stamped

@@ -70,7 +70,7 @@ def record_keypoints(probe, namespace: str):
     """Keypoints of `namespace`, recorded from the moment this returns (the
     subscription has matched the extractor's publisher)."""
     recording = probe.record(Keypoints, f"{namespace}/keypoints", OUTPUT_QOS)
-    assert probe.wait_until(lambda: recording.subscription.get_publisher_count() >= 1, 10.0)
+    assert probe.wait_for_recordings(recording)
     return recording
 
 
@@ -80,12 +80,7 @@ def difference(after: dict, before: dict) -> dict[str, int]:
 
 def wait_quiet(recording, quiet_s: float = 1.0, limit_s: float = 15.0) -> None:
     """Until nothing arrived for `quiet_s` seconds."""
-    deadline = time.monotonic() + limit_s
-    count, changed = len(recording), time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - changed < quiet_s:
-        time.sleep(0.05)  # polling: the condition is that nothing arrives
-        if len(recording) != count:
-            count, changed = len(recording), time.monotonic()
+    recording.wait_for_quiet(quiet_s, limit_s)
 
 
 def start_player(namespace: str, frame_id: str, **parameters):

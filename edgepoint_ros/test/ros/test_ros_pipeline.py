@@ -68,28 +68,32 @@ def diagnostics(probe):
 
 
 @pytest.fixture(scope="module")
-def orb(processes, probe):
+def orb(processes, probe, diagnostics):
     harness.wait_ready(processes["orb"])
     harness.wait_ready(processes["orb_matcher"])
-    return ExtractorUnderTest(probe, "/orb", processes["orb"], RELIABLE)
+    return ExtractorUnderTest(probe, diagnostics, "/orb", processes["orb"], RELIABLE,
+                              keypoints_subscribers=2)  # the probe and /orb/matcher
 
 
 @pytest.fixture(scope="module")
-def orb_jpeg(processes, probe):
+def orb_jpeg(processes, probe, diagnostics):
     harness.wait_ready(processes["orb_jpeg"])
-    return ExtractorUnderTest(probe, "/orbjpeg", processes["orb_jpeg"], RELIABLE, "compressed")
+    return ExtractorUnderTest(probe, diagnostics, "/orbjpeg", processes["orb_jpeg"], RELIABLE,
+                              "compressed")
 
 
 @pytest.fixture(scope="module")
-def learned(processes, probe):
+def learned(processes, probe, diagnostics):
     harness.wait_ready(processes["learned"])
-    return ExtractorUnderTest(probe, "/learned", processes["learned"], RELIABLE)
+    return ExtractorUnderTest(probe, diagnostics, "/learned", processes["learned"], RELIABLE)
 
 
 class ExtractorUnderTest:
-    """Publishers and recordings around one extractor namespace."""
+    """Publishers and recordings around one extractor namespace
+    (`keypoints_subscribers`: the probe's and the other nodes' subscriptions)."""
 
-    def __init__(self, probe, namespace, process, image_qos, transport="raw"):
+    def __init__(self, probe, diagnostics, namespace, process, image_qos, transport="raw",
+                 keypoints_subscribers=1):
         self.probe, self.namespace, self.process = probe, namespace, process
         self.name = f"{namespace}/extractor"
         self.transport = transport
@@ -99,6 +103,11 @@ class ExtractorUnderTest:
         self.keypoints = probe.record(Keypoints, f"{namespace}/keypoints", OUTPUT_QOS)
         assert probe.wait_for_subscribers(self.publisher), f"extractor does not subscribe to {self.topic}"
         assert probe.wait_for_recordings(self.keypoints), "extractor does not publish keypoints"
+        # the extractor's ends of the same links (its keypoints reach the probe)
+        image_topic = self.topic[len(namespace) + 1:]
+        assert harness.wait_for_links(diagnostics, {self.name: {
+            f"{image_topic}_publishers": 1,
+            "keypoints_subscribers": keypoints_subscribers}}), process.log_tail()
 
     def send(self, msg, timeout=10.0, retry_s=0.0):
         """Publish `msg` and return the Keypoints with its stamp (None on timeout).
@@ -330,7 +339,7 @@ def test_threshold_parameters_change_at_run_time_and_bad_values_are_refused(orb,
             name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
                                             integer_value=value))])
         future = client.call_async(request)
-        assert probe.wait_until(future.done, 10.0)
+        assert probe.wait_for_future(future, 10.0)
         return future.result().results[0]
 
     image = harness.natural_image()
@@ -430,6 +439,10 @@ def test_keypoints_to_matches_and_resets_between_sessions_and_descriptor_types(
     publisher = probe.publisher(Keypoints, "/match/keypoints", OUTPUT_QOS)
     matches = probe.record(Matches, "/match/matches", OUTPUT_QOS)
     assert probe.wait_for_subscribers(publisher)
+    assert probe.wait_for_recordings(matches)
+    # the matcher's ends of both links
+    assert harness.wait_for_links(diagnostics, {"/match/matcher": {
+        "keypoints_publishers": 1, "matches_subscribers": 1}}), process.log_tail()
 
     def send(msg, expect_matches=True):
         publisher.publish(msg)

@@ -37,6 +37,17 @@ def next_time_ns() -> int:
     return next(_seconds) * 1_000_000_000
 
 
+def links(image_topic: str, camera_info: bool = False) -> dict[str, int]:
+    """The stereo node's links to this probe, for `harness.wait_for_links`: each
+    camera's image (and camera_info) publisher, each output's subscription."""
+    wanted = {"stereo/matches_subscribers": 1}
+    for name in ("left", "right"):
+        wanted.update({f"{name}/{image_topic}_publishers": 1, f"{name}/keypoints_subscribers": 1})
+        if camera_info:
+            wanted[f"{name}/camera_info_publishers"] = 1
+    return wanted
+
+
 def stamp(ns: int):
     return harness.stamp_of(*divmod(ns, 1_000_000_000))
 
@@ -70,6 +81,9 @@ class Rig:
         for publisher in (*self.images.values(), *self.infos.values()):
             assert probe.wait_for_subscribers(publisher), "stereo node does not subscribe"
         assert probe.wait_for_recordings(*self.keypoints.values(), self.matches)
+        # the node's ends of the same links
+        assert harness.wait_for_links(self.diagnostics, {NODE: links("image", True)}), \
+            process.log_tail()
 
     def publish(self, camera: str, time_ns: int) -> None:
         image = self.left_image if camera == "left" else self.right_image
@@ -170,17 +184,19 @@ def test_camera_info_per_camera_gives_normalised_coordinates(rig):
     height, width = rig.left_image.shape[:2]
     k = [350.0, 0.0, (width - 1) / 2, 0.0, 350.0, (height - 1) / 2, 0.0, 0.0, 1.0]
     camera_model = CameraModel.from_fields(width, height, "plumb_bob", [0.0] * 5, k)
-    for _ in range(20):  # until the node has the CameraInfo (best effort on its side)
-        time_ns = next_time_ns()
-        for camera in ("left", "right"):
-            rig.infos[camera].publish(harness.camera_info_msg(
-                stamp(time_ns), width, height, "plumb_bob", [0.0] * 5, k))
-        rig.publish("left", time_ns)
-        rig.publish("right", time_ns)
-        left, right = rig.keypoints_at("left", time_ns), rig.keypoints_at("right", time_ns)
-        assert left is not None and right is not None
-        if len(left.x_normalized) and len(right.x_normalized):
-            break
+    received = rig.fresh_diagnostics()
+    time_ns = next_time_ns()
+    for camera in ("left", "right"):
+        rig.infos[camera].publish(harness.camera_info_msg(
+            stamp(time_ns), width, height, "plumb_bob", [0.0] * 5, k))
+    # each CameraInfo is in before the images, as from a driver
+    rig.diagnostics_where(lambda values: all(
+        int(values[f"{camera}_camera_info_received"])
+        > int(received[f"{camera}_camera_info_received"]) for camera in ("left", "right")))
+    rig.publish("left", time_ns)
+    rig.publish("right", time_ns)
+    left, right = rig.keypoints_at("left", time_ns), rig.keypoints_at("right", time_ns)
+    assert left is not None and right is not None
     for keypoints in (left, right):
         np.testing.assert_allclose(harness.normalized_xy(keypoints),
                                    camera_model.normalize(harness.xy(keypoints)), atol=1e-6)
@@ -213,9 +229,12 @@ def test_compressed_transport_pairs_jpeg_frames():
             keypoints = {name: probe.record(Keypoints, f"/stereojpeg/{name}/keypoints",
                                             OUTPUT_QOS) for name in ("left", "right")}
             matches = probe.record(Matches, "/stereojpeg/stereo/matches", OUTPUT_QOS)
+            diagnostics = probe.record(DiagnosticArray, "/diagnostics", 100, keep=500)
             for publisher in publishers.values():
                 assert probe.wait_for_subscribers(publisher)
             assert probe.wait_for_recordings(*keypoints.values(), matches)
+            assert harness.wait_for_links(diagnostics, {
+                "/stereojpeg/stereo_extractor": links("image/compressed")}), process.log_tail()
             raw_subscribers = [info for name in ("left", "right")
                                for info in probe.node.get_subscriptions_info_by_topic(
                                    f"/stereojpeg/{name}/image")]

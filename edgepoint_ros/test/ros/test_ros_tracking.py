@@ -110,8 +110,7 @@ def publish_video(probe, processes) -> Outputs:
                         "matches_subscribers": 1}}), "\n".join(p.log_tail(10) for p in processes)
     # ... and the probe's ends of the links to its recordings
     assert probe.wait_for_recordings(outputs.keypoints, outputs.tracked, outputs.matches,
-                                     outputs.features, outputs.kf_tracked, outputs.kf_matches,
-                                     settle=0.0)
+                                     outputs.features, outputs.kf_tracked, outputs.kf_matches)
     base_ns = 5_000 * 1_000_000_000
     for k, frame in enumerate(harness.video_frames(FRAMES)):
         stamp_ns = base_ns + k * FRAME_PERIOD_NS
