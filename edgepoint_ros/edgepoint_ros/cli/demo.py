@@ -108,8 +108,8 @@ def _stats(values) -> dict:
 
 class Demo:
     def __init__(self, args: argparse.Namespace):
-        from ..ros.processes import random_domain_id, ros_environment
-        from ..ros.probe import Probe
+        from ..harness.processes import random_domain_id, ros_environment
+        from ..harness.probe import Probe
 
         self.args = args
         self.output = args.output
@@ -121,7 +121,7 @@ class Demo:
 
     # ---- running -------------------------------------------------------------
     def start(self, executable: str, parameters: dict | None = None):
-        from ..ros.processes import NodeProcess, config_path
+        from ..harness.processes import NodeProcess, config_path
         process = NodeProcess(executable, params_files=[config_path(f"{executable}.yaml")],
                               parameters=parameters, env=self.env,
                               log_dir=self.output / "logs")
@@ -315,7 +315,7 @@ class Demo:
     def close(self) -> dict[str, int]:
         """Stop every node (SIGINT to all at once, SIGKILL after 5 s) and the
         probe; returns each node's exit status."""
-        from ..ros.processes import stop_all
+        from ..harness.processes import stop_all
         order = ("player", "extractor", "matcher")  # upstream first, as they are listed
         statuses = stop_all(sorted(self.processes.values(),
                                    key=lambda p: order.index(p.name) if p.name in order else 9))

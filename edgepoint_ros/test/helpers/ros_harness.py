@@ -34,11 +34,11 @@ import cv2
 import numpy as np
 
 import locations
+from edgepoint_ros.harness.probe import Probe
+from edgepoint_ros.harness.processes import (NodeProcess, config_path, random_domain_id,
+                                             ros_environment)
 from edgepoint_ros.paths import opencv_sample_data_dir
 from edgepoint_ros.ros.diagnostics import status_values
-from edgepoint_ros.ros.processes import (NodeProcess, config_path, random_domain_id,
-                                         ros_environment)
-from edgepoint_ros.ros.probe import Probe
 
 REPO_ROOT = locations.REPO_ROOT
 DOMAIN_ID = int(os.environ.get("ROS_DOMAIN_ID") or random_domain_id())

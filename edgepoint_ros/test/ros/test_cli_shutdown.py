@@ -24,8 +24,8 @@ from edgepoint_msgs.msg import Matches
 
 import ros_harness as harness
 from edgepoint_ros.bags import read_feature_bag, write_image_bag
-from edgepoint_ros.ros.probe import Probe
-from edgepoint_ros.ros.processes import random_domain_id, ros_environment
+from edgepoint_ros.harness.probe import Probe
+from edgepoint_ros.harness.processes import random_domain_id, ros_environment
 from edgepoint_ros.ros.qos import OUTPUT_QOS
 
 CASES = [*harness.SHUTDOWN_CASES, "sigint-to-group"]

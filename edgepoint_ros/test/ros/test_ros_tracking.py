@@ -25,7 +25,7 @@ import ros_harness as harness
 from edgepoint_ros.camera_models import CameraModel
 from edgepoint_ros.geometry import verify_matches
 from edgepoint_ros.ros import parameters
-from edgepoint_ros.ros.processes import config_path
+from edgepoint_ros.harness.processes import config_path
 from edgepoint_ros.ros.qos import OUTPUT_QOS, qos_profile
 from edgepoint_ros.ros.vins_output import (FLOAT32_EXACT_IDS, GROUND_TRUTH_CHANNELS,
                                            VINS_CHANNELS, read_vins_feature_cloud)

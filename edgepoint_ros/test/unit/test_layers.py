@@ -1,7 +1,7 @@
 """The package's layers import one way (setup.cfg [importlinter], run by lint-imports).
 
-cli > ros > evaluation > training > bags > frontend > tracking > models >
-runtimes > core (features, config, geometry, detection, descriptors, matching,
+cli > harness > ros > evaluation > training > bags > frontend > tracking >
+models > runtimes > core (features, config, geometry, detection, descriptors, matching,
 paths, camera models, stream sync, shutdown, message conversions): a module imports only
 its own layer's and lower layers' modules, and no package has an import
 cycle among its modules.

@@ -150,7 +150,7 @@ def test_the_node_runtime_path_does_not_import_torch():
         "from edgepoint_ros.ros import extractor_node, matcher_node, player_node, parameters\n"
         "from edgepoint_ros.ros import stereo_node\n"
         "from edgepoint_ros.models import create_model\n"
-        "from edgepoint_ros.ros.processes import config_path\n"
+        "from edgepoint_ros.harness.processes import config_path\n"
         "values = yaml.safe_load(config_path('extractor.yaml').read_text())"
         "['/**']['ros__parameters']\n"
         "model = create_model(parameters.extractor_config(values))\n"
