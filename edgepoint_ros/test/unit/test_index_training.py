@@ -155,6 +155,21 @@ def test_a_run_records_and_pins_the_images_it_trains_on(tmp_path):
         train(run, _tiny(index, 3, max_images=9), progress=False)
 
 
+def test_a_stopped_and_resumed_index_run_is_the_uninterrupted_run(tmp_path):
+    import torch
+    index = tmp_path / "index"
+    index.mkdir()
+    _fake_index(index, 20)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(whole, _tiny(index, 3), progress=False)
+    train(split, _tiny(index, 3), progress=False, stop_at=1)
+    _fake_index(index, 10, start=20)                     # the index grows in between
+    train(split, _tiny(index, 3), progress=False)
+    a = torch.load(whole / "final.pt", weights_only=True)["model"]
+    b = torch.load(split / "final.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_run_on_the_trainers_pictures_cannot_continue_on_the_index(tmp_path):
     index, run = tmp_path / "index", tmp_path / "run"
     index.mkdir()
