@@ -280,7 +280,7 @@ class Demo:
         import cv2
 
         from ..conversions import image_msg_to_array, stamp_to_ns
-        from ..ros.visualization import draw_side_by_side
+        from ..drawing import draw_side_by_side
 
         images = {stamp_to_ns(m.header.stamp): m for m in image_msgs}
         frames = {(m.session_id, m.sequence): m for m in kp_msgs}

@@ -58,12 +58,12 @@ import time
 from ..config import ExtractorConfig
 from ..conversions import (check_header, compressed_msg_to_array, features_to_keypoints_msg,
                            image_msg, image_msg_to_array, stamp_to_ns)
+from ..drawing import draw_keypoints
 from . import parameters
 from .node_base import TRIAL_FRAME_SIZE, FrameNode
 from .node_main import run
 from .qos import describe, qos_profile
 from .track_messages import set_normalized
-from .visualization import draw_keypoints
 
 FRAME_ID_SHOWN = 64  # characters of a frame_id quoted in a log line
 

@@ -59,6 +59,7 @@ import time
 
 from ..conversions import (MessageError, image_msg, image_msg_to_array,
                            keypoints_msg_to_features, stamp_to_ns)
+from ..drawing import blank_canvas, draw_tracks
 from ..frontend import KeypointFrame, TrackingFrontEnd, flow_points
 from ..stream_sync import StampedBuffer
 from ..tracking import TrackResult
@@ -68,7 +69,6 @@ from .node_base import FrameNode
 from .node_main import apply_blas_threads, run
 from .qos import describe, qos_profile
 from .track_messages import matches_msg, set_normalized, set_tracks
-from .visualization import blank_canvas, draw_tracks
 from .vins_output import CameraFeatures, vins_feature_cloud
 
 IMAGE_BUFFER_FRAMES = 30  # camera frames kept to find the one a debug image is drawn on

@@ -39,12 +39,13 @@ from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallba
 from rclpy.node import Node
 
 from ..config import ExtractorConfig
+from ..frame_statistics import FrameStatistics, ThrottledLog, summary_message
 from ..models import create_model
+from ..newest_frame import NewestFrameWorker
 from ..runtimes.base import RuntimeFallbackWarning
 from . import parameters
 from .calibration import CameraInfoListener
-from .diagnostics import DiagnosticsPublisher, FrameStatistics, ThrottledLog, summary_message
-from .newest_frame import NewestFrameWorker
+from .diagnostics import DiagnosticsPublisher
 from .qos import OUTPUT_QOS, describe
 
 TRIAL_FRAME_SIZE = (640, 480)  # the frame a new model is tried on before any image arrived
@@ -207,7 +208,7 @@ class FrameNode(Node):
                        for topic, count in self._publishers_matched.items()})
         values.update({f"{topic}_subscribers": str(publisher.get_subscription_count())
                        for topic, publisher in self._outputs.items()})
-        return level, summary_message(level, values), values
+        return level, summary_message(values), values
 
     def _diagnostic_values(self, values: dict[str, str]) -> None:
         """Add the node's own key/values to its /diagnostics status."""

@@ -43,7 +43,6 @@ from edgepoint_ros.features import Features
 from edgepoint_ros.conversions import (MessageError, check_header, compressed_image_size,
                                            compressed_msg_to_array,
                                            features_to_keypoints_msg, image_msg_to_array)
-from edgepoint_ros.ros.diagnostics import ThrottledLog
 from edgepoint_ros.ros.qos import OUTPUT_QOS, qos_profile
 
 FAST = {"diagnostics_period": 0.2}
@@ -131,22 +130,6 @@ def test_header_checks():
     warnings = check_header(Header())
     assert any("stamp is 0" in w for w in warnings)
     assert any("frame_id is empty" in w for w in warnings)
-
-
-def test_throttled_log_remembers_a_bounded_number_of_kinds():
-    class Lines(list):
-        def error(self, text):
-            self.append(text)
-        warning = error
-
-    lines = Lines()
-    log = ThrottledLog(lines, "error", period_s=60.0, max_kinds=16)
-    for i in range(500):  # garbage frame_ids: every text is a new kind
-        log(f"dropped image (frame_id {'x' * i!r}): bad encoding")
-    assert len(log) <= 16
-    log("unsupported encoding 'abc' (frame 1)", kind="unsupported encoding")
-    log("unsupported encoding 'abc' (frame 2)", kind="unsupported encoding")
-    assert lines[-1].endswith("(frame 1)")  # the second was throttled as the same kind
 
 
 # ---- processes -----------------------------------------------------------------------------

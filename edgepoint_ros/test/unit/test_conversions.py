@@ -17,7 +17,7 @@ from edgepoint_ros.conversions import (MessageError, compressed_image_msg,
                                            compressed_msg_to_array, features_to_keypoints_msg,
                                            image_msg, image_msg_to_array,
                                            keypoints_msg_to_features)
-from edgepoint_ros.ros.newest_frame import NewestFrameWorker
+from edgepoint_ros.newest_frame import NewestFrameWorker
 
 RNG = np.random.default_rng(7)
 BGR = RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..models.base import as_bgr8
+from .models.base import as_bgr8
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _SCALE = 1 << _SHIFT
