@@ -6,7 +6,7 @@ Topics
                             with image_transport: raw (default)
     in   image/compressed   sensor_msgs/CompressedImage (JPEG, PNG, ...);
                             with image_transport: compressed
-    in   camera_info        sensor_msgs/CameraInfo (optional): when usable (calibration.py),
+    in   camera_info        sensor_msgs/CameraInfo (optional): when usable (calibration_state.py),
                             keypoints carry x_normalized/y_normalized
     out  keypoints          edgepoint_msgs/Keypoints (header copied from the image)
     out  keypoints/debug_image  sensor_msgs/Image, keypoints drawn; only while subscribed

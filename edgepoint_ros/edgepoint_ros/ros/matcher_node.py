@@ -33,7 +33,7 @@ when tracking is slower than the input, it tracks the newest frame and counts
 the frames in between as frames_skipped. sequence_gaps counts every extractor
 frame that was not tracked (skipped here, or lost on the way).
 
-CameraInfo (calibration.py): used when it is valid, not older than
+CameraInfo (calibration_state.py): used when it is valid, not older than
 calibration_max_age and made for the keypoints' image size; otherwise the
 frame is tracked without it (no normalised coordinates, no `feature` output,
 counted as vins_frames_without_calibration) and the problem is warned about
@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import time
 
+from ..calibration_state import MISSING_GRACE_S
 from ..conversions import (MessageError, image_msg, image_msg_to_array,
                            keypoints_msg_to_features, stamp_to_ns)
 from ..drawing import blank_canvas, draw_tracks
@@ -64,7 +65,6 @@ from ..frontend import KeypointFrame, TrackingFrontEnd, flow_points
 from ..stream_sync import StampedBuffer
 from ..tracking import TrackResult
 from . import parameters
-from .calibration import MISSING_GRACE_S
 from .node_base import FrameNode
 from .node_main import apply_blas_threads, run
 from .qos import describe, qos_profile

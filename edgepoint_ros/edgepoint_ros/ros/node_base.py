@@ -44,7 +44,7 @@ from ..models import create_model
 from ..newest_frame import NewestFrameWorker
 from ..runtimes.base import RuntimeFallbackWarning
 from . import parameters
-from .calibration import CameraInfoListener
+from .camera_info import CameraInfoListener
 from .diagnostics import DiagnosticsPublisher
 from .qos import OUTPUT_QOS, describe
 

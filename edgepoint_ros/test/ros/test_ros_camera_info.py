@@ -22,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud
 
 import ros_harness as harness
 from edgepoint_ros.camera_models import CameraModel
-from edgepoint_ros.ros.calibration import MISSING_GRACE_S
+from edgepoint_ros.calibration_state import MISSING_GRACE_S
 from edgepoint_ros.ros.qos import OUTPUT_QOS, qos_profile
 
 MAX_AGE_S = 0.5

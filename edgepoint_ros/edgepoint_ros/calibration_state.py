@@ -1,11 +1,12 @@
-"""CameraInfo for the nodes: the newest calibration of one camera, and whether it fits a frame.
+"""The newest calibration of one camera, and whether it fits a frame (no ROS).
 
-`CameraInfoListener` subscribes to one `sensor_msgs/CameraInfo` topic and
-keeps the newest message as a `camera_models.CameraModel`. For each frame a
-node asks `camera_for(stamp_ns, width, height)`: the model when the
-calibration is usable for that frame, else None, and the frame goes out
-without normalised coordinates. Why not is one of these states (the
-`calibration` value in /diagnostics):
+`CalibrationState` keeps the newest CameraInfo it is given (any object with
+a CameraInfo's fields: width, height, distortion_model, d, k, r, p, header)
+as a `camera_models.CameraModel`. For each frame a node asks
+`camera_for(stamp_ns, width, height)`: the model when the calibration is
+usable for that frame, else None, and the frame goes out without normalised
+coordinates. Why not is one of these states (the `calibration` value in
+/diagnostics):
 
 * ``missing``: no CameraInfo received yet;
 * ``uncalibrated``: the newest CameraInfo has an all-zero K, the ROS way of
@@ -21,38 +22,34 @@ without normalised coordinates. Why not is one of these states (the
 * ``size``: the calibration is for another image size;
 * ``ok``: usable.
 
-Logging: one warning when the state changes to a problem (its reason and
+Logging (to `logger`, anything with `info` and `warning`, e.g. a node's
+logger): one warning when the state changes to a problem (its reason and
 what happens; for ``invalid``, each new reason), one info line when it
-becomes ``ok``; nothing per frame.
-"missing" is only warned about once no CameraInfo has arrived within
-`MISSING_GRACE_S` of the first frame: a driver's first CameraInfo may arrive
-just after its first image.
+becomes ``ok``; nothing per frame. "missing" is only warned about once no
+CameraInfo has arrived within `MISSING_GRACE_S` of the first frame: a
+driver's first CameraInfo may arrive just after its first image.
 
-Thread safety: the subscription callback (executor thread) and `camera_for`
-(a node's worker thread) share the state under a lock.
+Thread safety: `update` (a subscription callback) and `camera_for` (a
+node's worker thread) share the state under a lock.
 """
 from __future__ import annotations
 
 import threading
 import time
 
-from ..camera_models import CameraModel, calibration_status
-from .qos import qos_profile
+from .camera_models import CameraModel, calibration_status
 
 STATES = ("missing", "uncalibrated", "invalid", "stale", "size", "ok")
 MISSING_GRACE_S = 1.0
 
 
-class CameraInfoListener:
-    """The newest calibration published on `topic` (relative to `node`'s namespace)."""
+class CalibrationState:
+    """The newest calibration received for the camera on `topic` (its name in log lines)."""
 
-    def __init__(self, node, topic: str = "camera_info", max_age_s: float = 1.0,
-                 event_callbacks=None):
-        from sensor_msgs.msg import CameraInfo
-
+    def __init__(self, topic: str, logger, max_age_s: float = 1.0):
         self.topic = topic
         self.max_age_s = float(max_age_s)  # may be changed at run time
-        self._logger = node.get_logger()
+        self._logger = logger
         self._lock = threading.Lock()
         self._camera: CameraModel | None = None
         self._invalid_reason = ""
@@ -62,12 +59,9 @@ class CameraInfoListener:
         self._state = "missing"
         self._reported_state: str | None = None  # what the log last announced
         self._first_frame_time: float | None = None
-        # Best effort matches both reliable and best-effort CameraInfo publishers.
-        node.create_subscription(CameraInfo, topic, self._on_camera_info,
-                                 qos_profile("sensor_data"), event_callbacks=event_callbacks)
-        self._resolved_topic = node.resolve_topic_name(topic)
 
-    def _on_camera_info(self, msg) -> None:
+    def update(self, msg) -> None:
+        """A CameraInfo arrived."""
         uncalibrated = not any(msg.k)
         camera, problem = None, ""
         if not uncalibrated:
@@ -95,17 +89,17 @@ class CameraInfoListener:
             waited = now - self._first_frame_time
         if uncalibrated:
             state = "uncalibrated"
-            message = (f"CameraInfo on {self._resolved_topic} has K = 0 (camera not "
+            message = (f"CameraInfo on {self.topic} has K = 0 (camera not "
                        "calibrated); publishing keypoints without normalised coordinates")
         elif invalid_reason:
             state = "invalid"
-            message = (f"unusable CameraInfo on {self._resolved_topic}: {invalid_reason}; "
+            message = (f"unusable CameraInfo on {self.topic}: {invalid_reason}; "
                        "publishing keypoints without normalised coordinates")
         else:
             status = calibration_status(camera, stamp_ns, width, height, self.max_age_s)
             state, message = status.reason, status.message
             if state == "missing":
-                message = f"{message} (topic {self._resolved_topic})"
+                message = f"{message} (topic {self.topic})"
         self._set_state(state, message, report=state != "missing" or waited >= MISSING_GRACE_S,
                         key=f"invalid: {invalid_reason}" if invalid_reason else state)
         return camera if state == "ok" else None
@@ -117,7 +111,7 @@ class CameraInfoListener:
                 return
             self._reported_state = key
         if state == "ok":
-            self._logger.info(f"calibration from {self._resolved_topic} in use")
+            self._logger.info(f"calibration from {self.topic} in use")
         elif state == "uncalibrated":
             self._logger.info(message)
         else:
