@@ -19,6 +19,7 @@ newest-frame policy doing its job on a slow machine; it is reported, not
 warned about.) OK and WARN are diagnostic_msgs/DiagnosticStatus's values
 (a `byte` field: rclpy gives them as 1-byte bytes).
 
+`RecentRate` is a rate over a sliding window (the player's publish_rate_hz).
 `ThrottledLog` keeps a flood of identical problems (a broken camera sending
 bad frames at 30 Hz) from flooding the log while every one is still counted.
 `summary_message` is the one-line DiagnosticStatus.message.
@@ -55,6 +56,10 @@ class FrameStatistics:
     def count(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self.totals[name] = self.totals.get(name, 0) + int(amount)
+
+    def total(self, name: str) -> int:
+        with self._lock:
+            return self.totals.get(name, 0)
 
     def received(self) -> None:
         now = time.monotonic()
@@ -119,6 +124,27 @@ class FrameStatistics:
             level = WARN if problems > self._problems_at_last_report else OK
             self._problems_at_last_report = problems
         return level, values
+
+
+class RecentRate:
+    """Events per second over the last `window_s` seconds (always divided by
+    the whole window, also while the count is younger than it)."""
+
+    def __init__(self, window_s: float = 5.0):
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._times: deque = deque()
+
+    def add(self) -> None:
+        with self._lock:
+            self._times.append(time.monotonic())
+
+    def hz(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            while self._times and self._times[0] < now - self.window_s:
+                self._times.popleft()
+            return len(self._times) / self.window_s
 
 
 class ThrottledLog:

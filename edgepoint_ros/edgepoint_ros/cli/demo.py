@@ -174,7 +174,7 @@ class Demo:
         if args.source:
             player_parameters["source"] = str(args.source)
         # Everyone listens before the first frame leaves.
-        self.probe.wait_until(lambda: self.probe.node.count_publishers("keypoints") > 0, 10.0)
+        self.probe.wait_for_publishers("keypoints", timeout=10.0)
         player = self.start("player", player_parameters)
         # The player holds its first frame until one subscription (the extractor's)
         # listens; this process subscribes to `image` only after that, and only for

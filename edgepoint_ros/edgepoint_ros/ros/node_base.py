@@ -1,27 +1,33 @@
-"""What the extractor, matcher and stereo nodes share, written once.
+"""What the nodes share, written once: `NodeBase` for every node, `FrameNode` for those that process frames.
 
-`FrameNode` is an rclpy Node that
+`NodeBase` (the player's base too) is an rclpy Node that
   * declares its parameters (`PARAMETERS`, from parameters.py) and takes
     run-time changes through one skeleton (`_on_set_parameters`): every value
     checked against its spec, then the node's `_apply_parameters` builds what
     the new values need and raises to reject them (the reason goes back to the
-    caller and into one WARN line; nothing changes), then the values and the
-    CameraInfo listeners' calibration_max_age are updated;
-  * counts frames and errors (`FrameStatistics`) and logs repeated warnings
-    and errors at most once per 5 s per kind (`ThrottledLog`);
+    caller and into one WARN line; nothing changes), then the values are
+    updated;
+  * counts (`FrameStatistics`, frame_statistics.py) and logs repeated
+    warnings and errors at most once per 5 s per kind (`ThrottledLog`);
   * gives each subscription and publisher the same QoS event callbacks: DDS
     message loss (counted as messages_lost, warned), publishers coming and
     going (logged, counted per topic), incompatible QoS (counted as
     incompatible_qos, warned with what to change);
+  * publishes /diagnostics (`_start_diagnostics`): what the node's `_status`
+    says (level, one-line message, values), then the DDS links of each input
+    and output (`<topic>_publishers`: publishers matched by the node's
+    subscription, `<topic>_subscribers`: subscriptions its publisher serves;
+    so a test or an operator can tell that a link is up at both ends).
+
+`FrameNode` adds what the extractor, matcher and stereo nodes need:
+  * CameraInfo listeners (`_camera_info`) whose calibration_max_age follows
+    the parameter;
   * builds a model the one way (`_build_model`): a runtime fallback is a ROS
     WARN line, and the model is tried on frames of the given size (at least
     once, whatever warmup_runs says) so a model that cannot process a frame
     is refused with its reason;
-  * publishes /diagnostics (`_start_diagnostics`): the statistics, what
-    `_diagnostic_values` adds, the DDS links of each input and output
-    (`<topic>_publishers`: publishers matched by the node's subscription,
-    `<topic>_subscribers`: subscriptions its publisher serves; so a test or an
-    operator can tell that a link is up at both ends), and a one-line summary;
+  * a status made of the statistics, what `_diagnostic_values` adds and a
+    one-line summary;
   * runs the newest-frame worker (`_start_worker`) and stops it in `close()`,
     whose summary node_main logs as the closing line.
 
@@ -51,8 +57,8 @@ from .qos import OUTPUT_QOS, describe
 TRIAL_FRAME_SIZE = (640, 480)  # the frame a new model is tried on before any image arrived
 
 
-class FrameNode(Node):
-    """Base of the nodes that process a stream of frames (see the module docstring)."""
+class NodeBase(Node):
+    """Base of every node of the package (see the module docstring)."""
 
     DEFAULT_NAME = ""
     PARAMETERS: Sequence[parameters.ParameterSpec] = ()
@@ -63,26 +69,11 @@ class FrameNode(Node):
         self._stats = FrameStatistics()
         self._log_error = ThrottledLog(self.get_logger(), "error")
         self._log_warning = ThrottledLog(self.get_logger(), "warning")
-        self._calibrations: list[CameraInfoListener] = []
         self._publishers_matched: dict[str, int] = {}  # input topic -> publishers matched
         self._outputs: dict[str, object] = {}          # output topic -> publisher
-        self._runtime: dict = {}                       # what the node's model runs on
-        self._worker: NewestFrameWorker | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ---- wiring ----------------------------------------------------------------
-    def _camera_info(self, topic: str = "camera_info") -> CameraInfoListener:
-        """A CameraInfo listener whose max age follows calibration_max_age (its
-        publishers are counted as `<topic>_publishers`, without a log line)."""
-        self._publishers_matched[topic] = 0
-
-        def matched(info):
-            self._publishers_matched[topic] = info.current_count
-        listener = CameraInfoListener(self, topic, self._values["calibration_max_age"],
-                                      SubscriptionEventCallbacks(matched=matched))
-        self._calibrations.append(listener)
-        return listener
-
     def _subscription_events(self, topic: str) -> SubscriptionEventCallbacks:
         self._publishers_matched[topic] = 0
 
@@ -104,21 +95,25 @@ class FrameNode(Node):
             self._warn_incompatible(
                 info, topic, f"a publisher offers less than this subscription requests "
                 f"(qos: {self._values['qos']}); e.g. a best-effort publisher and "
-                f"qos 'reliable': set qos to sensor_data")
+                f"qos 'reliable': set qos to sensor_data; no messages flow between them")
         return SubscriptionEventCallbacks(message_lost=lost, matched=matched,
                                           incompatible_qos=incompatible)
 
-    def _publisher_events(self, topic: str) -> PublisherEventCallbacks:
+    def _publisher_events(self, topic: str, explanation: str) -> PublisherEventCallbacks:
         def incompatible(info):
-            self._warn_incompatible(
-                info, topic, f"a subscription requests more than this node offers "
-                f"({describe(OUTPUT_QOS)}, volatile); e.g. transient-local durability")
+            self._warn_incompatible(info, topic, explanation)
         return PublisherEventCallbacks(incompatible_qos=incompatible)
 
-    def _output(self, msg_type, topic: str):
-        """A publisher with the output QoS and the QoS event callbacks."""
-        publisher = self.create_publisher(msg_type, topic, OUTPUT_QOS,
-                                          event_callbacks=self._publisher_events(topic))
+    def _output(self, msg_type, topic: str, qos=OUTPUT_QOS, explanation: str | None = None):
+        """A publisher (the output QoS unless told) with the QoS event
+        callbacks; `explanation`: what an incompatible subscription is told."""
+        if explanation is None:
+            explanation = (f"a subscription requests more than this node offers "
+                           f"({describe(qos)}, volatile); e.g. transient-local durability; "
+                           f"no messages flow between them")
+        publisher = self.create_publisher(msg_type, topic, qos,
+                                          event_callbacks=self._publisher_events(topic,
+                                                                                 explanation))
         self._outputs[topic] = publisher
         return publisher
 
@@ -126,11 +121,70 @@ class FrameNode(Node):
         self._stats.count("incompatible_qos", info.total_count_change)
         policy = getattr(info.last_policy_kind, "name", info.last_policy_kind)
         self.get_logger().warning(f"incompatible QoS on {topic} ({policy} policy): "
-                                  f"{explanation}; no messages flow between them")
+                                  f"{explanation}")
 
     def _start_diagnostics(self) -> DiagnosticsPublisher:
         return DiagnosticsPublisher(self, self._values["diagnostics_period"],
                                     self._diagnostic_status, self._hardware_id)
+
+    def _hardware_id(self) -> str:
+        """What does the work, for /diagnostics."""
+        return ""
+
+    # ---- parameters -------------------------------------------------------------
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        problem = parameters.check_changes(self.PARAMETERS, changes)
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
+        values = dict(self._values)
+        values.update({p.name: p.value for p in changes if p.name in values})
+        try:
+            self._apply_parameters(values)
+        except Exception as exc:
+            self.get_logger().warning(f"parameter change rejected: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._values = values
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, values: dict) -> None:
+        """Take new parameter values (all checked against their specs); raise
+        to reject them, leaving the node as it was."""
+
+    # ---- diagnostics ------------------------------------------------------------
+    def _diagnostic_status(self):
+        level, message, values = self._status()
+        values.update({f"{topic}_publishers": str(count)
+                       for topic, count in self._publishers_matched.items()})
+        values.update({f"{topic}_subscribers": str(publisher.get_subscription_count())
+                       for topic, publisher in self._outputs.items()})
+        return level, message, values
+
+    def _status(self) -> tuple:
+        """(level, one-line message, values) of the node's /diagnostics status."""
+        raise NotImplementedError
+
+
+class FrameNode(NodeBase):
+    """Base of the nodes that process a stream of frames (see the module docstring)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._calibrations: list[CameraInfoListener] = []
+        self._runtime: dict = {}                       # what the node's model runs on
+        self._worker: NewestFrameWorker | None = None
+
+    # ---- wiring ----------------------------------------------------------------
+    def _camera_info(self, topic: str = "camera_info") -> CameraInfoListener:
+        """A CameraInfo listener whose max age follows calibration_max_age (its
+        publishers are counted as `<topic>_publishers`, without a log line)."""
+        self._publishers_matched[topic] = 0
+
+        def matched(info):
+            self._publishers_matched[topic] = info.current_count
+        listener = CameraInfoListener(self, topic, self._values["calibration_max_age"],
+                                      SubscriptionEventCallbacks(matched=matched))
+        self._calibrations.append(listener)
+        return listener
 
     def _start_worker(self, name: str, process: Callable) -> NewestFrameWorker:
         """The newest-frame worker running `process(item)`; a replaced item is
@@ -181,33 +235,16 @@ class FrameNode(Node):
 
     # ---- parameters -------------------------------------------------------------
     def _on_set_parameters(self, changes) -> SetParametersResult:
-        problem = parameters.check_changes(self.PARAMETERS, changes)
-        if problem:
-            return SetParametersResult(successful=False, reason=problem)
-        values = dict(self._values)
-        values.update({p.name: p.value for p in changes if p.name in values})
-        try:
-            self._apply_parameters(values)
-        except Exception as exc:
-            self.get_logger().warning(f"parameter change rejected: {exc}")
-            return SetParametersResult(successful=False, reason=str(exc))
-        self._values = values
-        for calibration in self._calibrations:
-            calibration.max_age_s = float(values["calibration_max_age"])
-        return SetParametersResult(successful=True)
-
-    def _apply_parameters(self, values: dict) -> None:
-        """Take new parameter values (all checked against their specs); raise
-        to reject them, leaving the node as it was."""
+        result = super()._on_set_parameters(changes)
+        if result.successful:
+            for calibration in self._calibrations:
+                calibration.max_age_s = float(self._values["calibration_max_age"])
+        return result
 
     # ---- diagnostics, shutdown --------------------------------------------------
-    def _diagnostic_status(self):
+    def _status(self):
         level, values = self._stats.snapshot()
         self._diagnostic_values(values)
-        values.update({f"{topic}_publishers": str(count)
-                       for topic, count in self._publishers_matched.items()})
-        values.update({f"{topic}_subscribers": str(publisher.get_subscription_count())
-                       for topic, publisher in self._outputs.items()})
         return level, summary_message(values), values
 
     def _diagnostic_values(self, values: dict[str, str]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edgepoint_ros import frame_statistics
-from edgepoint_ros.frame_statistics import (OK, WARN, FrameStatistics, ThrottledLog,
-                                            summary_message)
+from edgepoint_ros.frame_statistics import (OK, WARN, FrameStatistics, RecentRate,
+                                            ThrottledLog, summary_message)
 
 
 class Lines(list):
@@ -67,6 +67,24 @@ def test_rates_of_a_young_node_are_over_its_age(monkeypatch):
     assert stats.snapshot()[1]["input_rate_hz"] == "10.00"
     now[0] += 10.0  # all outside the window
     assert stats.snapshot()[1]["input_rate_hz"] == "0.00"
+
+
+def test_recent_rate_divides_by_the_whole_window(monkeypatch):
+    now = [10.0]
+    monkeypatch.setattr(frame_statistics.time, "monotonic", lambda: now[0])
+    rate = RecentRate(window_s=5.0)
+    for _ in range(10):
+        rate.add()
+        now[0] += 0.1
+    assert rate.hz() == pytest.approx(2.0)  # 10 events in a window of 5 s
+    now[0] += 5.0
+    assert rate.hz() == 0.0
+
+
+def test_a_total_is_read_by_name():
+    stats = FrameStatistics()
+    stats.count("incompatible_qos", 2)
+    assert stats.total("incompatible_qos") == 2 and stats.total("never_counted") == 0
 
 
 def test_closing_summary_names_what_was_in_flight():
