@@ -1,10 +1,11 @@
 """The package's layers import one way (setup.cfg [importlinter], run by lint-imports).
 
 cli > harness > ros > evaluation > training > bags > frontend > tracking >
-models > runtimes > core (features, config, geometry, detection, descriptors, matching,
-paths, camera models, stream sync, shutdown, message conversions): a module imports only
-its own layer's and lower layers' modules, and no package has an import
-cycle among its modules.
+drawing > models > runtimes > core (features, config, geometry, detection,
+descriptors, matching, paths, camera models, calibration state, stream sync,
+newest-frame worker, frame statistics, frame source, shutdown, message
+conversions): a module imports only its own layer's and lower layers'
+modules, and no package has an import cycle among its modules.
 """
 from __future__ import annotations
 
