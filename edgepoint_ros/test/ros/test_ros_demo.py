@@ -25,6 +25,7 @@ def test_demo_runs_the_pipeline_and_writes_summary_and_picture(tmp_path):
     assert summary["model"] == "orb" and summary["frames_published"] == 90
     received = summary["frames_received_by_extractor"]
     assert received + summary["messages_lost"] <= 90
+    assert summary["frames_lost"] == 90 - received
     assert summary["keypoints_messages"] == received - summary["frames_skipped"] - summary["errors"]
     assert summary["errors"] == 0 and summary["matches_messages"] > 0
     assert 0 < summary["keypoints_per_frame"]["mean"] <= 1024
