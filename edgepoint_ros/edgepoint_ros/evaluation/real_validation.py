@@ -504,10 +504,16 @@ class RealValidation:
     ranking: list[dict]
     sets: dict
     skipped: dict[str, str]
+    pairwise: dict[str, dict[str, float]] = field(default_factory=dict)  # P(row > column)
 
     def as_dict(self) -> dict:
         return {"sets": self.sets, "methods": self.methods, "ranking": self.ranking,
-                "skipped": self.skipped}
+                "pairwise_p_higher": self.pairwise, "skipped": self.skipped}
+
+
+def p_higher(a: np.ndarray, b: np.ndarray) -> float:
+    """Bootstrap probability that `a` scores higher than `b` (ties count half)."""
+    return float(np.mean(a > b) + 0.5 * np.mean(a == b))
 
 
 def evaluate_real(models: dict, pairs: list[StereoPair], videos: dict[str, dict] | None = None,
@@ -583,18 +589,23 @@ def evaluate_real(models: dict, pairs: list[StereoPair], videos: dict[str, dict]
     order = sorted(methods, key=lambda m: -methods[m]["score"])
     ranking = []
     for upper, lower in zip(order, order[1:]):
-        p = float(np.mean(scores[upper] > scores[lower]) + 0.5 * np.mean(scores[upper] == scores[lower]))
         diff = scores[upper] - scores[lower]
         ranking.append({"upper": upper, "lower": lower,
                         "difference": methods[upper]["score"] - methods[lower]["score"],
-                        "difference_std": float(diff.std()), "p_upper_higher": p,
-                        "beyond_noise": bool(p >= BEYOND_NOISE)})
+                        "difference_std": float(diff.std()),
+                        "p_upper_higher": p_higher(scores[upper], scores[lower]),
+                        "p_upper_higher_by_group": {
+                            g: p_higher(per_group[upper][g], per_group[lower][g])
+                            for g in per_group[upper]},
+                        "beyond_noise": bool(p_higher(scores[upper], scores[lower])
+                                             >= BEYOND_NOISE)})
+    pairwise = {a: {b: p_higher(scores[a], scores[b]) for b in order if b != a} for a in order}
     sets = {"stereo_pairs": [p.name for p in pairs], "videos": dict(videos or {}),
             "reporting_only_videos": list(REPORTING_ONLY_VIDEOS), "video_size": list(VIDEO_SIZE),
             "thresholds_px": list(THRESHOLDS), "score_px": SCORE_PX, "tiles": list(TILES),
             "video_block": VIDEO_BLOCK, "resamples": resamples, "seed": seed,
             "beyond_noise": BEYOND_NOISE}
-    return RealValidation(methods, ranking, sets, {})
+    return RealValidation(methods, ranking, sets, {}, pairwise)
 
 
 def format_table(result: RealValidation) -> str:
@@ -632,7 +643,15 @@ def format_table(result: RealValidation) -> str:
     lines.append("")
     for step in result.ranking:
         verdict = "beyond noise" if step["beyond_noise"] else "within noise"
+        groups = ", ".join(f"{g} {p:.2f}" for g, p in step.get("p_upper_higher_by_group",
+                                                                 {}).items())
         lines.append(f"- {step['upper']} > {step['lower']}: {step['difference']:+.3f} "
                      f"± {step['difference_std']:.3f}, P(higher) {step['p_upper_higher']:.3f} "
-                     f"({verdict})")
+                     f"({verdict}; by group: {groups})")
+    if len(order) > 2 and result.pairwise:
+        lines += ["", "P(row scores higher than column), paired bootstrap:", "",
+                  "| | " + " | ".join(order) + " |", "|" + "---|" * (len(order) + 1)]
+        for a in order:
+            lines.append(f"| {a} | " + " | ".join(
+                "" if a == b else f"{result.pairwise[a][b]:.2f}" for b in order) + " |")
     return "\n".join(lines)

@@ -158,6 +158,8 @@ def test_a_known_bad_matcher_ranks_below_beyond_noise(ranked):
     assert scores["jittered"] < scores["orb"]
     steps = {(s["upper"], s["lower"]): s for s in ranked.ranking}
     assert steps[("jittered", "scrambled")]["beyond_noise"]
+    assert ranked.pairwise["orb"]["scrambled"] == 1.0 == 1.0 - ranked.pairwise["scrambled"]["orb"]
+    assert steps[("jittered", "scrambled")]["p_upper_higher_by_group"]["disparity"] == 1.0
     assert ranked.methods["scrambled"]["groups"]["video"]["outlier_prec"] > 0.5
     good, jittered = (ranked.methods[m]["groups"]["disparity"] for m in ("orb", "jittered"))
     assert jittered["precision@1"] < 0.5 * good["precision@1"]
