@@ -124,7 +124,7 @@ def derived_model(source: Path, variant: str, calibration_count: int | None = No
         except (RuntimeUnavailable, ValueError):
             raise
         except Exception as exc:  # noqa: BLE001 - protobuf, OpenVINO, NNCF: a file they cannot read
-            raise ValueError(f"cannot load {source} to make its {variant} model: "
+            raise ValueError(f"cannot load ONNX model {source} (to make its {variant} model): "
                              f"{first_line(exc)}") from exc
         try:
             os.rename(work, target.parent)
