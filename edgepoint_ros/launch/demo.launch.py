@@ -2,6 +2,7 @@
 
     ros2 launch edgepoint_ros demo.launch.py
     ros2 launch edgepoint_ros demo.launch.py source:=/data/my_video.mp4 model:=xfeat rviz:=false
+    ros2 launch edgepoint_ros demo.launch.py model_size:=medium precision:=fp32
 
 The player publishes a real video (config/player.yaml; default opencv-doc's
 vtest.avi) as a 640x480, 30 Hz camera on `image`; edgepoint.launch.py starts
@@ -19,7 +20,12 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from edgepoint_ros.config import DEVICES, EDGEPOINT_SIZES, MODELS, PRECISIONS
+
 PACKAGE = "edgepoint_ros"
+# The extractor settings the demo passes on to edgepoint.launch.py: name -> choices.
+EXTRACTOR_ARGUMENTS = {"model": MODELS, "model_size": EDGEPOINT_SIZES,
+                       "precision": PRECISIONS, "device": DEVICES}
 TRUE = ("true", "1", "yes", "on")
 
 
@@ -61,9 +67,9 @@ def _pipeline(context):
                   parameters=[share + "/config/player.yaml",
                               *([overrides] if overrides else [])])
     arguments = {"image": "image", "camera_info": "", "namespace": "", "image_transport": "",
-                 "model": LaunchConfiguration("model").perform(context),
-                 "device": LaunchConfiguration("device").perform(context),
-                 "params_file": LaunchConfiguration("params_file").perform(context)}
+                 "params_file": LaunchConfiguration("params_file").perform(context),
+                 **{name: LaunchConfiguration(name).perform(context)
+                    for name in EXTRACTOR_ARGUMENTS}}
     pipeline = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(share + "/launch/edgepoint.launch.py"),
         launch_arguments=arguments.items())
@@ -75,12 +81,9 @@ def generate_launch_description():
         DeclareLaunchArgument("source", default_value="",
                               description="video file or image directory "
                                           "(default: config/player.yaml)"),
-        DeclareLaunchArgument("model", default_value="",
-                              description="edgepoint | xfeat | orb | sift "
-                                          "(default: extractor.yaml)"),
-        DeclareLaunchArgument("device", default_value="",
-                              description="auto | cpu | cuda | tensorrt | gpu | npu "
-                                          "(default: extractor.yaml)"),
+        *(DeclareLaunchArgument(name, default_value="", description=" | ".join(choices)
+                                + " (default: extractor.yaml)")
+          for name, choices in EXTRACTOR_ARGUMENTS.items()),
         DeclareLaunchArgument("params_file", default_value="",
                               description="extra parameter YAML for the extractor and "
                                           "matcher, applied after config/*.yaml"),

@@ -2,12 +2,14 @@
 
     ros2 launch edgepoint_ros edgepoint.launch.py image:=/camera/image_raw
     ros2 launch edgepoint_ros edgepoint.launch.py image:=/cam/image model:=xfeat device:=cuda
+    ros2 launch edgepoint_ros edgepoint.launch.py image:=/cam/image model_size:=medium precision:=fp32
     ros2 launch edgepoint_ros edgepoint.launch.py params_file:=/path/my_overrides.yaml
 
 Settings come from the package's config/extractor.yaml and config/matcher.yaml;
 `params_file` (optional) is applied after them, so it only needs the values it
-changes (sections keyed by node name or /**). `model` and `device`, when given,
-override both. The subscriptions `image` and `image/compressed` are remapped to
+changes (sections keyed by node name or /**). `model`, `model_size`,
+`precision`, `device` and `image_transport`, when given, override both (their
+choices are the package's own, `edgepoint_ros.config`). The subscriptions `image` and `image/compressed` are remapped to
 `<image>` and `<image>/compressed`, `camera_info` (both nodes: normalised
 coordinates when the calibration is usable) to `camera_info`, by default the
 `camera_info` topic next to the image topic (/cam/image_raw -> /cam/camera_info).
@@ -18,7 +20,13 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from edgepoint_ros.config import DEVICES, EDGEPOINT_SIZES, MODELS, PRECISIONS
+
 PACKAGE = "edgepoint_ros"
+# Extractor settings a launch argument overrides: name -> its choices.
+EXTRACTOR_ARGUMENTS = {"model": MODELS, "model_size": EDGEPOINT_SIZES,
+                       "precision": PRECISIONS, "device": DEVICES,
+                       "image_transport": ("raw", "compressed")}
 
 
 def _next_to(image: str, name: str) -> str:
@@ -30,11 +38,8 @@ def _nodes(context):
     config = FindPackageShare(PACKAGE).perform(context) + "/config/"
     image = LaunchConfiguration("image").perform(context)
     user_file = LaunchConfiguration("params_file").perform(context)
-    model = LaunchConfiguration("model").perform(context)
-    device = LaunchConfiguration("device").perform(context)
-    transport = LaunchConfiguration("image_transport").perform(context)
-    overrides = {name: value for name, value in (("model", model), ("device", device),
-                                                 ("image_transport", transport)) if value}
+    overrides = {name: value for name in EXTRACTOR_ARGUMENTS
+                 if (value := LaunchConfiguration(name).perform(context))}
     user = [user_file] if user_file else []
     extractor_parameters = [config + "extractor.yaml", *user] + ([overrides] if overrides else [])
     camera_info = LaunchConfiguration("camera_info").perform(context) or _next_to(
@@ -52,6 +57,17 @@ def _nodes(context):
     return [extractor, matcher]
 
 
+def extractor_arguments() -> list:
+    """The extractor overrides as launch arguments (demo.launch.py declares
+    the same ones)."""
+    notes = {"model_size": "EdgePoint's size", "image_transport": "the image topic or "
+             "<image>/compressed"}
+    return [DeclareLaunchArgument(
+        name, default_value="",
+        description=" | ".join(choices) + (f" ({notes[name]})" if name in notes else "")
+        + " (default: extractor.yaml)") for name, choices in EXTRACTOR_ARGUMENTS.items()]
+
+
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("image", default_value="image",
@@ -61,15 +77,7 @@ def generate_launch_description():
                                           "camera_info)"),
         DeclareLaunchArgument("params_file", default_value="",
                               description="extra parameter YAML applied after config/*.yaml"),
-        DeclareLaunchArgument("model", default_value="",
-                              description="edgepoint | xfeat | orb | sift "
-                                          "(default: extractor.yaml)"),
-        DeclareLaunchArgument("device", default_value="",
-                              description="auto | cpu | cuda | tensorrt | gpu | npu "
-                                          "(default: extractor.yaml)"),
-        DeclareLaunchArgument("image_transport", default_value="",
-                              description="raw | compressed: subscribe to the image topic or "
-                                          "to <image>/compressed (default: extractor.yaml)"),
+        *extractor_arguments(),
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of both nodes and their topics"),
         OpaqueFunction(function=_nodes),

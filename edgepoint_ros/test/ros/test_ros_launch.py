@@ -111,7 +111,8 @@ def test_demo_launch_offers_only_arguments_that_act():
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     offered = re.findall(r"^    '(\w+)':", result.stdout, re.MULTILINE)
-    assert offered == ["source", "model", "device", "params_file", "rviz"], result.stdout
+    assert offered == ["source", "model", "model_size", "precision", "device", "params_file",
+                       "rviz"], result.stdout
 
 
 def test_edgepoint_launch_with_remapped_image_params_file_and_namespace(probe, tmp_path):
@@ -142,13 +143,14 @@ def test_edgepoint_launch_with_remapped_image_params_file_and_namespace(probe, t
 def test_demo_launch_runs_without_rviz_and_stops_cleanly(probe):
     """demo.launch.py as the README writes it: on a machine without rviz2 it
     says so before starting anything and runs the pipeline; device:=cuda
-    without a usable GPU falls back with one warning (it was printed twice)."""
+    without a usable GPU falls back with one warning (it was printed twice);
+    precision:= reaches the extractor through edgepoint.launch.py."""
     import onnxruntime
 
     rviz = subprocess.run(["ros2", "pkg", "prefix", "rviz2"], capture_output=True,
                           env=harness.ros2_launch_environment(), timeout=60)
-    arguments = ["model:=xfeat", "device:=cuda"] + (["rviz:=false"] if rviz.returncode == 0
-                                                    else [])
+    arguments = ["model:=xfeat", "device:=cuda", "precision:=fp32"] + (
+        ["rviz:=false"] if rviz.returncode == 0 else [])
     matches = probe.record(Matches, "/matches", OUTPUT_QOS, keep=100)
     launch = harness.LaunchProcess("demo.launch.py", *arguments, name="demo")
     with running(launch):
@@ -164,6 +166,8 @@ def test_demo_launch_runs_without_rviz_and_stops_cleanly(probe):
         warned = re.findall(rf"^\[extractor-\d\] \[WARN\] [^:]*: {text}", log, re.MULTILINE)
         no_cuda = "CUDAExecutionProvider" not in onnxruntime.get_available_providers()
         assert not plain and len(warned) == (1 if no_cuda else len(warned)) <= 1, log[-3000:]
+        assert re.search(r"\[extractor-\d\] .*model xfeat built .*'precision': 'fp32'", log), \
+            log[-3000:]
         ctrl_c_and_check(launch, ["player", "extractor", "matcher"])
 
 
