@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Settings
+from .config import Settings, setting
 from .conversions import matches_fields
 from .features import Features
 from .geometry import VERIFICATION_METHODS, Verification, verify_matches
@@ -65,59 +65,49 @@ REFERENCE_MODES = ("previous", "keyframe")
 
 @dataclass
 class TrackerConfig(Settings):
-    """Settings of the tracker; the matcher node declares one ROS parameter per field."""
+    """Settings of the tracker; the matcher node declares one ROS parameter per field
+    (the stereo node the matching and verification ones). validate() is Settings'
+    check of each field's choices and bounds."""
 
     SETTINGS_NAME = "tracker settings"
 
-    # Keep a match only if it is the nearest neighbour in both directions.
-    mutual: bool = True
-    # Lowe's ratio test: nearest < ratio * second nearest (0 = off; 0.7 in the seed report).
-    ratio: float = 0.0
-    # Keep matches whose descriptor distance is at most this (0 = no limit;
-    # L2 for float descriptors, bits for binary ones).
-    max_distance: float = 0.0
-    # Geometric verification: none | fundamental | homography.
-    verification: str = "fundamental"
-    # RANSAC inlier threshold in pixels (the seed report's f_rej_th; VINS uses 1).
-    ransac_threshold_px: float = 1.0
-    # RANSAC confidence and iteration limit.
-    ransac_confidence: float = 0.999
-    ransac_max_iters: int = 2000
-    # Reference frame: previous | keyframe.
-    reference: str = "previous"
-    # Keyframe policy (reference = keyframe): a new keyframe when accepted matches
-    # fall below keyframe_min_inliers, or below keyframe_min_tracked_ratio of the
-    # keyframe's keypoints, or after keyframe_max_frames frames (0 = no limit).
-    keyframe_min_inliers: int = 50
-    keyframe_min_tracked_ratio: float = 0.5
-    keyframe_max_frames: int = 10
-
-    def validate(self) -> "TrackerConfig":
-        if self.verification not in VERIFICATION_METHODS:
-            raise ValueError(f"verification must be one of {', '.join(VERIFICATION_METHODS)}; "
-                             f"got {self.verification!r}")
-        if self.reference not in REFERENCE_MODES:
-            raise ValueError(f"reference must be one of {', '.join(REFERENCE_MODES)}; "
-                             f"got {self.reference!r}")
-        if not 0.0 <= float(self.ratio) <= 1.0:
-            raise ValueError(f"ratio must be in [0, 1] (0 = off); got {self.ratio}")
-        if not float(self.max_distance) >= 0.0:
-            raise ValueError(f"max_distance must be >= 0 (0 = no limit); got {self.max_distance}")
-        if not float(self.ransac_threshold_px) > 0.0:
-            raise ValueError(f"ransac_threshold_px must be > 0; got {self.ransac_threshold_px}")
-        if not 0.0 < float(self.ransac_confidence) < 1.0:
-            raise ValueError(f"ransac_confidence must be in (0, 1); got {self.ransac_confidence}")
-        if int(self.ransac_max_iters) < 1:
-            raise ValueError(f"ransac_max_iters must be >= 1; got {self.ransac_max_iters}")
-        if int(self.keyframe_min_inliers) < 0:
-            raise ValueError(f"keyframe_min_inliers must be >= 0; got {self.keyframe_min_inliers}")
-        if not 0.0 <= float(self.keyframe_min_tracked_ratio) <= 1.0:
-            raise ValueError("keyframe_min_tracked_ratio must be in [0, 1]; "
-                             f"got {self.keyframe_min_tracked_ratio}")
-        if int(self.keyframe_max_frames) < 0:
-            raise ValueError(f"keyframe_max_frames must be >= 0 (0 = no limit); "
-                             f"got {self.keyframe_max_frames}")
-        return self
+    # Matching (the matcher: frame to reference frame; the stereo node: left to right).
+    mutual: bool = setting(
+        True, "Keep a match only if it is the nearest neighbour in both directions (mutual "
+        "nearest neighbours, a cross-check).")
+    ratio: float = setting(
+        0.0, "Lowe ratio test: keep a match when best / second-best distance < ratio (the "
+        "seed report uses 0.7).", minimum=0.0, maximum=1.0, zero="off")
+    max_distance: float = setting(
+        0.0, "Reject matches whose descriptor distance is above this (L2 for float "
+        "descriptors, bits for binary ones).", minimum=0.0, zero="no limit")
+    # Geometric verification of the matches (geometry.verify_matches).
+    verification: str = setting(
+        "fundamental", "Geometric verification of the matches: fundamental (F by RANSAC, any "
+        "static scene), homography (planar scenes, pure rotation) or none. Inlier flags go to "
+        "Matches.inliers; only verified matches continue a track.",
+        choices=VERIFICATION_METHODS)
+    ransac_threshold_px: float = setting(
+        1.0, "RANSAC inlier threshold in pixels: distance to the epipolar line (F) or "
+        "reprojection error (H); the seed report's f_rej_th, VINS uses 1.",
+        minimum=1e-3, maximum=100.0)
+    ransac_confidence: float = setting(
+        0.999, "RANSAC confidence (probability of drawing one all-inlier sample).",
+        minimum=0.5, maximum=0.999999)
+    ransac_max_iters: int = setting(2000, "RANSAC iterations at most.", minimum=1, maximum=100000)
+    # Reference frame and keyframe policy.
+    reference: str = setting(
+        "previous", "Frame each new frame is matched to: previous (every frame; VINS-style) or "
+        "keyframe (the last keyframe, less drift over slow motion).", choices=REFERENCE_MODES)
+    keyframe_min_inliers: int = setting(
+        50, "reference=keyframe: a frame with fewer verified matches to the keyframe becomes "
+        "the next keyframe.", minimum=0)
+    keyframe_min_tracked_ratio: float = setting(
+        0.5, "reference=keyframe: a frame whose verified matches are fewer than this fraction "
+        "of the keyframe's keypoints becomes the next keyframe.", minimum=0.0, maximum=1.0)
+    keyframe_max_frames: int = setting(
+        10, "reference=keyframe: a frame this many frames after the keyframe becomes the next "
+        "keyframe.", minimum=0, zero="no limit")
 
 
 @dataclass

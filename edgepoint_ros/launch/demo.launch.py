@@ -20,12 +20,13 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from edgepoint_ros.config import DEVICES, EDGEPOINT_SIZES, MODELS, PRECISIONS
+from edgepoint_ros.ros.parameters import EXTRACTOR_ARGUMENTS, launch_argument_description
 
 PACKAGE = "edgepoint_ros"
-# The extractor settings the demo passes on to edgepoint.launch.py: name -> choices.
-EXTRACTOR_ARGUMENTS = {"model": MODELS, "model_size": EDGEPOINT_SIZES,
-                       "precision": PRECISIONS, "device": DEVICES}
+# The extractor settings the demo passes on to edgepoint.launch.py: all of
+# edgepoint.launch.py's but image_transport (the player publishes raw images).
+DEMO_EXTRACTOR_ARGUMENTS = tuple(name for name in EXTRACTOR_ARGUMENTS
+                                 if name != "image_transport")
 TRUE = ("true", "1", "yes", "on")
 
 
@@ -69,7 +70,7 @@ def _pipeline(context):
     arguments = {"image": "image", "camera_info": "", "namespace": "", "image_transport": "",
                  "params_file": LaunchConfiguration("params_file").perform(context),
                  **{name: LaunchConfiguration(name).perform(context)
-                    for name in EXTRACTOR_ARGUMENTS}}
+                    for name in DEMO_EXTRACTOR_ARGUMENTS}}
     pipeline = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(share + "/launch/edgepoint.launch.py"),
         launch_arguments=arguments.items())
@@ -81,9 +82,9 @@ def generate_launch_description():
         DeclareLaunchArgument("source", default_value="",
                               description="video file or image directory "
                                           "(default: config/player.yaml)"),
-        *(DeclareLaunchArgument(name, default_value="", description=" | ".join(choices)
-                                + " (default: extractor.yaml)")
-          for name, choices in EXTRACTOR_ARGUMENTS.items()),
+        *(DeclareLaunchArgument(name, default_value="",
+                                description=launch_argument_description(name))
+          for name in DEMO_EXTRACTOR_ARGUMENTS),
         DeclareLaunchArgument("params_file", default_value="",
                               description="extra parameter YAML for the extractor and "
                                           "matcher, applied after config/*.yaml"),

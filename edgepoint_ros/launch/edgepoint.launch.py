@@ -8,8 +8,10 @@
 Settings come from the package's config/extractor.yaml and config/matcher.yaml;
 `params_file` (optional) is applied after them, so it only needs the values it
 changes (sections keyed by node name or /**). `model`, `model_size`,
-`precision`, `device` and `image_transport`, when given, override both (their
-choices are the package's own, `edgepoint_ros.config`). The subscriptions `image` and `image/compressed` are remapped to
+`precision`, `device` and `image_transport`, when given, override both (the
+arguments and their choices are the extractor parameters' own,
+`edgepoint_ros.ros.parameters.EXTRACTOR_ARGUMENTS`). The subscriptions `image`
+and `image/compressed` are remapped to
 `<image>` and `<image>/compressed`, `camera_info` (both nodes: normalised
 coordinates when the calibration is usable) to `camera_info`, by default the
 `camera_info` topic next to the image topic (/cam/image_raw -> /cam/camera_info).
@@ -20,13 +22,10 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from edgepoint_ros.config import DEVICES, EDGEPOINT_SIZES, MODELS, PRECISIONS
+# The extractor settings a launch argument overrides (name -> choices).
+from edgepoint_ros.ros.parameters import EXTRACTOR_ARGUMENTS, launch_argument_description
 
 PACKAGE = "edgepoint_ros"
-# Extractor settings a launch argument overrides: name -> its choices.
-EXTRACTOR_ARGUMENTS = {"model": MODELS, "model_size": EDGEPOINT_SIZES,
-                       "precision": PRECISIONS, "device": DEVICES,
-                       "image_transport": ("raw", "compressed")}
 
 
 def _next_to(image: str, name: str) -> str:
@@ -59,13 +58,10 @@ def _nodes(context):
 
 def extractor_arguments() -> list:
     """The extractor overrides as launch arguments (demo.launch.py declares
-    the same ones)."""
-    notes = {"model_size": "EdgePoint's size", "image_transport": "the image topic or "
-             "<image>/compressed"}
-    return [DeclareLaunchArgument(
-        name, default_value="",
-        description=" | ".join(choices) + (f" ({notes[name]})" if name in notes else "")
-        + " (default: extractor.yaml)") for name, choices in EXTRACTOR_ARGUMENTS.items()]
+    the same ones but image_transport)."""
+    return [DeclareLaunchArgument(name, default_value="",
+                                  description=launch_argument_description(name))
+            for name in EXTRACTOR_ARGUMENTS]
 
 
 def generate_launch_description():

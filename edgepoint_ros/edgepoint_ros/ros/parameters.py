@@ -1,11 +1,16 @@
 """Every ROS parameter of the edgepoint_ros nodes, declared in this one place.
 
-* The extractor declares one parameter per `ExtractorConfig` field, same name,
-  same default, and the field's comment in `config.py` as its description, so
-  `ros2 param describe /extractor max_keypoints` says what the code says.
+* The extractor declares one parameter per `ExtractorConfig` field
+  (`config.py`), the matcher one per `tracking.TrackerConfig` field, the
+  stereo node both (its tracker ones: matching and verification): same name,
+  same default, and the field's `setting()` metadata as the description,
+  choices and bounds, so `ros2 param describe /extractor max_keypoints` says
+  what the code says and a bad value is refused as `validate()` would.
 * Node-specific parameters (QoS, debug images, player source...) are listed
   below with their default, description, allowed range or choices, and whether
   they can change while the node runs (`read_only` ones need a restart).
+* `EXTRACTOR_ARGUMENTS`: the extractor parameters the launch files offer as
+  launch arguments, with their choices.
 
 `config/<node>.yaml` files carry exactly these names (a test checks it). The
 nodes call `declare()` once and `check_changes()` in their on-set-parameters
@@ -13,22 +18,21 @@ callback, so a bad value is rejected with a reason naming the parameter.
 """
 from __future__ import annotations
 
-import inspect
 import math
-import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .. import config as config_module
-from ..config import ExtractorConfig
-from ..geometry import VERIFICATION_METHODS
-from ..tracking import REFERENCE_MODES, TrackerConfig
+from ..config import ExtractorConfig, Settings, allowed_values
+from ..tracking import TrackerConfig
 from ..conversions import MAX_IMAGE_PIXELS
 from .qos import PROFILE_NAMES
 
 
 @dataclass(frozen=True)
 class ParameterSpec:
+    """One ROS parameter. minimum and maximum are inclusive, below is an
+    exclusive upper bound; zero (what 0 means) accepts 0 even below minimum."""
+
     name: str
     default: Any  # bool | int | float | str: the ROS parameter type follows it
     description: str
@@ -36,6 +40,13 @@ class ParameterSpec:
     choices: tuple = ()
     minimum: float | None = None
     maximum: float | None = None
+    below: float | None = None
+    zero: str = ""
+
+    @property
+    def constraints(self) -> str:
+        """The accepted values in words (ParameterDescriptor.additional_constraints)."""
+        return allowed_values(self.choices, self.minimum, self.maximum, self.below, self.zero)
 
     def check(self, value) -> str | None:
         """None when `value` is acceptable, else the reason it is not."""
@@ -54,45 +65,33 @@ class ParameterSpec:
         if self.choices and value not in self.choices:
             allowed = ", ".join(map(str, self.choices))
             return f"parameter {self.name} must be one of {allowed}; got {value!r}"
+        if self.zero and value == 0:
+            return None
+        outside = ((self.minimum is not None and value < self.minimum)
+                   or (self.maximum is not None and value > self.maximum)
+                   or (self.below is not None and value >= self.below))
+        if outside and self.zero and (self.minimum or 0) > 0:
+            # 0 is accepted below the range: "must be >= 32" alone would hide it
+            return f"parameter {self.name} must be {self.constraints}; got {value!r}"
         if self.minimum is not None and value < self.minimum:
             return f"parameter {self.name} must be >= {self.minimum}; got {value!r}"
         if self.maximum is not None and value > self.maximum:
             return f"parameter {self.name} must be <= {self.maximum}; got {value!r}"
+        if self.below is not None and value >= self.below:
+            return f"parameter {self.name} must be < {self.below}; got {value!r}"
         return None
 
 
-def _config_field_comments() -> dict[str, str]:
-    """The comment lines above each ExtractorConfig field in config.py (a field
-    right below another without its own comment shares that one's)."""
-    comments: dict[str, str] = {}
-    pending: list[str] = []
-    previous = ""
-    try:
-        source = inspect.getsource(config_module.ExtractorConfig)
-    except (OSError, TypeError):  # no source shipped: descriptions stay short
-        return comments
-    for line in source.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            pending.append(stripped.lstrip("#").strip())
-            continue
-        match = re.match(r"(\w+)\s*:\s*[\w\[\], ]+=", stripped)
-        if match:
-            previous = " ".join(pending) or previous
-            comments[match.group(1)] = previous
-        else:
-            previous = ""
-        pending = []
-    return comments
-
-
-def _extractor_config_specs() -> tuple[ParameterSpec, ...]:
-    comments = _config_field_comments()
-    defaults = ExtractorConfig()
+def _settings_specs(settings: type[Settings], names: Sequence[str] | None = None,
+                    read_only: bool = False) -> tuple[ParameterSpec, ...]:
+    """One parameter per field of a settings dataclass (or the fields named),
+    in field order: its default and its setting() metadata."""
+    defaults = settings()
     return tuple(
-        ParameterSpec(f.name, getattr(defaults, f.name),
-                      comments.get(f.name) or f"ExtractorConfig.{f.name} (see config.py)")
-        for f in fields(ExtractorConfig))
+        ParameterSpec(name, getattr(defaults, name), info.description, read_only=read_only,
+                      choices=info.choices, minimum=info.minimum, maximum=info.maximum,
+                      below=info.below, zero=info.zero)
+        for name, info in settings.settings().items() if names is None or name in names)
 
 
 def _diagnostics_period() -> ParameterSpec:
@@ -130,7 +129,7 @@ def _calibration_max_age() -> ParameterSpec:
                          "coordinates (with a warning). 0 = never stale.", minimum=0.0)
 
 
-EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
+EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _settings_specs(ExtractorConfig) + (
     _image_transport(),
     ParameterSpec("qos", "sensor_data",
                   "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
@@ -151,55 +150,17 @@ EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _extractor_config_specs() + (
 )
 
 
-_TRACKER_DEFAULTS = TrackerConfig()
-
+# The tracker's settings in their three groups (TrackerConfig's field order).
 # Descriptor matching (matcher: frame to reference frame; stereo: left to right).
-_MATCHING_PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("mutual", _TRACKER_DEFAULTS.mutual,
-                  "Keep only mutual nearest neighbours (cross-check)."),
-    ParameterSpec("ratio", _TRACKER_DEFAULTS.ratio,
-                  "Lowe ratio test: keep a match when best / second-best distance < ratio; "
-                  "0 disables the test (the seed report uses 0.7).", minimum=0.0, maximum=1.0),
-    ParameterSpec("max_distance", _TRACKER_DEFAULTS.max_distance,
-                  "Reject matches whose descriptor distance is above this (L2 for float "
-                  "descriptors, bits for binary ones); 0 = no limit.", minimum=0.0),
-)
-
+_MATCHING_PARAMETERS = _settings_specs(TrackerConfig, ("mutual", "ratio", "max_distance"))
 # Geometric verification of the matches (geometry.verify_matches).
-_VERIFICATION_PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("verification", _TRACKER_DEFAULTS.verification,
-                  "Geometric verification of the matches: fundamental (F by RANSAC, any static "
-                  "scene), homography (planar scenes, pure rotation) or none. Inlier flags go "
-                  "to Matches.inliers; only verified matches continue a track.",
-                  choices=VERIFICATION_METHODS),
-    ParameterSpec("ransac_threshold_px", _TRACKER_DEFAULTS.ransac_threshold_px,
-                  "RANSAC inlier threshold in pixels: distance to the epipolar line (F) or "
-                  "reprojection error (H); the seed report's f_rej_th, VINS uses 1.",
-                  minimum=1e-3, maximum=100.0),
-    ParameterSpec("ransac_confidence", _TRACKER_DEFAULTS.ransac_confidence,
-                  "RANSAC confidence (probability of drawing one all-inlier sample).",
-                  minimum=0.5, maximum=0.999999),
-    ParameterSpec("ransac_max_iters", _TRACKER_DEFAULTS.ransac_max_iters,
-                  "RANSAC iterations at most.", minimum=1, maximum=100000),
-)
-
+_VERIFICATION_PARAMETERS = _settings_specs(
+    TrackerConfig, ("verification", "ransac_threshold_px", "ransac_confidence",
+                    "ransac_max_iters"))
 # Reference frame and keyframe policy (tracking.Tracker).
-_KEYFRAME_PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("reference", _TRACKER_DEFAULTS.reference,
-                  "Frame each new frame is matched to: previous (every frame; VINS-style) or "
-                  "keyframe (the last keyframe, less drift over slow motion).",
-                  choices=REFERENCE_MODES),
-    ParameterSpec("keyframe_min_inliers", _TRACKER_DEFAULTS.keyframe_min_inliers,
-                  "reference=keyframe: a frame with fewer verified matches to the keyframe "
-                  "becomes the next keyframe.", minimum=0),
-    ParameterSpec("keyframe_min_tracked_ratio", _TRACKER_DEFAULTS.keyframe_min_tracked_ratio,
-                  "reference=keyframe: a frame whose verified matches are fewer than this "
-                  "fraction of the keyframe's keypoints becomes the next keyframe.",
-                  minimum=0.0, maximum=1.0),
-    ParameterSpec("keyframe_max_frames", _TRACKER_DEFAULTS.keyframe_max_frames,
-                  "reference=keyframe: a frame this many frames after the keyframe becomes "
-                  "the next keyframe (0 = no limit).", minimum=0),
-)
+_KEYFRAME_PARAMETERS = _settings_specs(
+    TrackerConfig, ("reference", "keyframe_min_inliers", "keyframe_min_tracked_ratio",
+                    "keyframe_max_frames"))
 
 MATCHER_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("qos", "reliable",
@@ -262,8 +223,7 @@ PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 # The stereo node's model settings are fixed at start-up (restart to change them).
-STEREO_PARAMETERS: tuple[ParameterSpec, ...] = tuple(
-    replace(spec, read_only=True) for spec in _extractor_config_specs()) + (
+STEREO_PARAMETERS: tuple[ParameterSpec, ...] = _settings_specs(ExtractorConfig, read_only=True) + (
     ParameterSpec("cameras", ["left", "right"],
                   "Camera names, 2 or more: camera <name> is read from <name>/image and "
                   "<name>/camera_info, its keypoints go to <name>/keypoints. The first two "
@@ -299,6 +259,24 @@ NODE_PARAMETERS: dict[str, tuple[ParameterSpec, ...]] = {
 }
 
 
+# The extractor parameters that edgepoint.launch.py offers as launch arguments
+# (demo.launch.py all but image_transport, which its player fixes): name ->
+# choices, taken from the parameters themselves. An empty argument keeps the
+# parameter files' value.
+EXTRACTOR_ARGUMENTS: dict[str, tuple] = {
+    name: {spec.name: spec for spec in EXTRACTOR_PARAMETERS}[name].choices
+    for name in ("model", "model_size", "precision", "device", "image_transport")}
+_LAUNCH_NOTES = {"model_size": "EdgePoint's size",
+                 "image_transport": "the image topic or <image>/compressed"}
+
+
+def launch_argument_description(name: str) -> str:
+    """The description of the launch argument for EXTRACTOR_ARGUMENTS[name]:
+    its choices, what it is when the choices do not say, and its default."""
+    note = f" ({_LAUNCH_NOTES[name]})" if name in _LAUNCH_NOTES else ""
+    return " | ".join(EXTRACTOR_ARGUMENTS[name]) + note + " (default: extractor.yaml)"
+
+
 def declare(node, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
     """Declare every parameter on `node`; returns {name: value}.
 
@@ -313,7 +291,10 @@ def declare(node, specs: Sequence[ParameterSpec]) -> dict[str, Any]:
         # "Wrong parameter type, expected '3' got '4'" before the node sees it;
         # ParameterSpec.check (here and in check_changes) names the parameter,
         # the expected type and the value instead.
+        # additional_constraints only informs (`ros2 param describe` prints it):
+        # rclpy's own range checks would word a refusal in its terms, as above.
         descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                                         additional_constraints=spec.constraints,
                                          dynamic_typing=True)
         try:
             parameter = node.declare_parameter(spec.name, spec.default, descriptor)

@@ -209,7 +209,7 @@ def test_stereo_track_ids():
     ("reference", "first", "reference must be one of"),
     ("ratio", 1.5, "ratio must be in"),
     ("keyframe_max_frames", -1, "keyframe_max_frames must be >= 0"),
-    ("ransac_threshold_px", 0, "ransac_threshold_px must be > 0"),
+    ("ransac_threshold_px", 0, r"ransac_threshold_px must be in \[0.001, 100\]"),
 ])
 def test_bad_settings_are_named(field, value, needle):
     with pytest.raises(ValueError, match=needle):
