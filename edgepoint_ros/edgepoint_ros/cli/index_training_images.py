@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-per-source", type=int, default=0,
                         help="at most this many new candidates per source (trials)")
     parser.add_argument("--min-side", type=int, default=None,
-                        help="shorter side after the downscale, at least (default: the "
-                             "trainer's data.MIN_SIDE); another value re-examines the index")
+                        help="shorter side after the downscale, at least (default: "
+                             "image_index.INDEX_MIN_SIDE, 256); another value re-examines "
+                             "the index")
     parser.add_argument("--markdown", action="store_true",
                         help="print the last complete run's counts (summary.json) as a "
                              "Markdown table and exit")

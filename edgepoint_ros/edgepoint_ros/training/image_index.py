@@ -14,8 +14,8 @@ candidate image, in this order:
              UI, HUD, icons, fonts, logos, cursors, portraits): `map_name_reason`
 2. decode    opens it with Pillow (TGA, DDS, SGI, BMP, PNG, JPEG...; OpenCV
              reads no TGA); unreadable files are counted
-3. size      the trainer's minimum: shorter side >= MIN_SIDE after the
-             downscale to MAX_SIDE (`training.data`), read from the header
+3. size      shorter side >= INDEX_MIN_SIDE (256: the training view) after
+             the downscale to MAX_SIDE (`training.data`), read from the header
              before anything is decoded
 4. content   mostly transparent over a uniform fill (cut-outs, sprites,
              decals), a tangent-space normal map by its colours, too little
@@ -46,10 +46,8 @@ and their duplicates are examined again). Both files are append-only while a run
 killed and resumed) and are compacted at its end; `summary.json` holds the
 counts per source after each filter.
 
-Reading it back never loads everything at once: `IndexedImageBank` is a
-sequence of the indexed images (RGB uint8, decoded when indexed, a small LRU
-cache) that `data.make_pair` takes in place of `load_image_bank`'s list;
-`iter_index_images` yields them one by one.
+The trainer reads it through `index_data` (`train --image-index`): a seeded
+subset pinned into the run directory and streamed (`StreamingImageBank`).
 """
 from __future__ import annotations
 
@@ -65,12 +63,12 @@ import zipfile
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
 
-from .data import EXCLUDED_PATTERNS, MAX_SIDE, MIN_SIDE, downscaled
+from .data import EXCLUDED_PATTERNS, MAX_SIDE, downscaled
 
 DEFAULT_INDEX_DIR = Path(os.environ.get("EDGEPOINT_TRAINING_INDEX",
                                         "/var/cache/edgepoint_ros/training_images"))
@@ -109,6 +107,11 @@ NOT_PICTURE_TREES = ("/usr/share/doc/", "/usr/share/help/", "/usr/share/icons/",
 # Bump when a filter changes: an index built under other rules is examined
 # again from the start (its cached copies that no longer qualify are deleted).
 RULES_VERSION = 4
+# Shorter side after the downscale, at least: the network's training view is
+# 256 px and `data.make_pair` upscales an image below its 320-px source crop
+# (by at most 1.25 at 256), so 256-px game textures still make whole views.
+# The trainer's own pictures keep data.MIN_SIDE (360), so its runs replay.
+INDEX_MIN_SIDE = 256
 MIN_TEXTURE = 20.0        # variance of the Laplacian, as training.data.load_image_bank
 MAX_FLAT_FRACTION = 0.5   # share of pixels in exactly uniform 3x3 blocks above which it is artwork
 MAX_TRANSPARENT = 0.25    # share of pixels with alpha < 128 above which it is a cut-out
@@ -675,7 +678,7 @@ def _stage_counts(records: Iterable[dict]) -> tuple[Counter, Counter]:
 
 
 def build_index(index_dir: str | Path, sources: Sequence[Source], exclusions: HashSet,
-                max_side: int = MAX_SIDE, min_side: int = MIN_SIDE,
+                max_side: int = MAX_SIDE, min_side: int = INDEX_MIN_SIDE,
                 min_texture: float = MIN_TEXTURE, limit_per_source: int = 0,
                 log: Callable[[str], None] | None = print,
                 deadline: float | None = None, notes: dict | None = None) -> IndexReport:
@@ -867,7 +870,7 @@ def _index_one(candidate, source, index_dir, archive_cache, exclusions, index_ha
     return record(candidate, "indexed", id=candidate.id, phash=f"{h:016x}")
 
 
-def _filters(max_side: int = MAX_SIDE, min_side: int = MIN_SIDE,
+def _filters(max_side: int = MAX_SIDE, min_side: int = INDEX_MIN_SIDE,
              min_texture: float = MIN_TEXTURE) -> dict:
     return {"rules_version": RULES_VERSION, "min_side": min_side, "max_side": max_side,
             "min_texture": min_texture, "max_flat_fraction": MAX_FLAT_FRACTION,
@@ -916,61 +919,3 @@ def summary_markdown(summary: dict) -> str:
                                        [str(stages[s]) for s in FILTERS]) + " |")
     lines.append("| **total** | | " + " | ".join(f"**{total[s]}**" for s in FILTERS) + " |")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------- reading it back
-
-class IndexedImageBank(Sequence):
-    """The index's images as a sequence of RGB uint8 arrays, read from the
-    on-disk cache when indexed (an LRU of `cache_size` decoded images), so
-    that `data.make_pair(bank, rng, cfg)` draws from tens of thousands of
-    images in constant memory. `packages` keeps only those sources."""
-
-    def __init__(self, index_dir: str | Path = DEFAULT_INDEX_DIR, entries: list[dict] | None = None,
-                 packages: Iterable[str] | None = None, cache_size: int = 64):
-        self.index_dir = Path(index_dir)
-        entries = load_manifest(self.index_dir) if entries is None else list(entries)
-        if packages is not None:
-            keep = set(packages)
-            entries = [e for e in entries if e["package"] in keep]
-        self.entries = entries
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def path(self, i: int) -> Path:
-        return self.index_dir / self.entries[i]["cached"]
-
-    def paths(self) -> list[Path]:
-        return [self.index_dir / e["cached"] for e in self.entries]
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if i in self._cache:
-            self._cache.move_to_end(i)
-            return self._cache[i]
-        bgr = cv2.imread(str(self.path(i)), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"{self.path(i)}: cached image missing; rerun "
-                                    "scripts/get_training_data.sh")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        self._cache[i] = rgb
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return rgb
-
-
-def iter_index_images(index_dir: str | Path = DEFAULT_INDEX_DIR, seed: int | None = None,
-                      packages: Iterable[str] | None = None) -> Iterator[tuple[dict, np.ndarray]]:
-    """(manifest entry, RGB uint8) of every indexed image, one at a time; in
-    index order, or shuffled by `seed`."""
-    bank = IndexedImageBank(index_dir, packages=packages, cache_size=0)
-    order = np.arange(len(bank)) if seed is None else np.random.default_rng(seed).permutation(len(bank))
-    for i in order:
-        yield bank.entries[int(i)], bank[int(i)]

@@ -1,8 +1,8 @@
 """The training-image index on a small synthetic set, in seconds: filters
 (size, texture, normal/UI maps by name, normal maps by colour, flat artwork,
 cut-outs), de-duplication by perceptual hash, exclusion by hash, TGA through
-Pillow, members of a .pk3 (zip) archive, idempotence, the manifest, and
-streaming the index back into `make_pair`."""
+Pillow, members of a .pk3 (zip) archive, idempotence and the manifest
+(the trainer's streaming of it: test_index_training)."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from edgepoint_ros.training import image_index as ix
-from edgepoint_ros.training.data import MAX_SIDE, PairConfig, make_pair
+from edgepoint_ros.training.data import MAX_SIDE
 
 
 def _photo(seed: int, size=(640, 480)) -> np.ndarray:
@@ -233,22 +233,6 @@ def test_a_killed_run_resumes(synthetic, tmp_path):
     report = ix.build_index(index, [_source(src)], _refs(oxford), log=None)
     assert report.decoded_now == len(expect) - 5
     assert {k: r["status"] for k, r in _candidates(index).items()} == expect
-
-
-def test_the_index_streams_into_make_pair(synthetic, tmp_path):
-    src, _, oxford = synthetic
-    index = tmp_path / "index"
-    ix.build_index(index, [_source(src)], _refs(oxford), log=None)
-    bank = ix.IndexedImageBank(index, cache_size=2)
-    assert len(bank) == 4 and bank[0].dtype == np.uint8 and bank[0].ndim == 3
-    rng = np.random.default_rng(0)
-    for _ in range(6):
-        view_a, view_b, h_ab, _, _ = make_pair(bank, rng, PairConfig(size=64, source_size=80))
-        assert view_a.shape == view_b.shape == (64, 64, 3) and h_ab.shape == (3, 3)
-    assert len(bank._cache) <= 2
-    streamed = list(ix.iter_index_images(index, seed=1))
-    assert sorted(e["id"] for e, _ in streamed) == sorted(e["id"] for e in bank.entries)
-    assert ix.IndexedImageBank(index, packages=["other"]).entries == []
 
 
 def test_phash_is_stable_under_scale_and_far_between_pictures():
