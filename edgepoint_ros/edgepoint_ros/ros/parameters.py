@@ -219,6 +219,11 @@ PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "Hold the first frame until this many subscriptions listen on `image` "
                   "(then up to 1 s more until camera_info and image/compressed have as "
                   "many; 0 = start at once, like a camera).", read_only=True, minimum=0),
+    ParameterSpec("subscriber_settle_s", 0.6,
+                  "With wait_for_subscribers: hold the first frame this many seconds after "
+                  "the subscriptions matched, until their own ends of discovery are done "
+                  "(a best-effort frame sent earlier may be dropped or held back).",
+                  read_only=True, minimum=0.0, maximum=10.0),
     _diagnostics_period(),
 )
 

@@ -20,7 +20,13 @@ node's topics one at a time, so once `image` has N it also waits, for at most
 DISCOVERY_SETTLE_S, until `camera_info` (and `image/compressed` when
 published) have N too: an extractor's camera_info subscription then gets the
 first frame's info as well, and a viewer that listens only on `image` delays
-the start by that second, no more. The player stops after `max_frames`
+the start by that second, no more. Then it holds the first frame
+`subscriber_settle_s` more: DDS matches the two ends of a link separately, so
+a publisher can count a subscription whose own end has not matched it yet
+(or is still matching the node's other topics); a best-effort frame sent
+then is dropped or held back. Without the hold, one demo run in two lost 3-8
+of its first frames or received them 150-250 ms late, in a burst; with 0.6 s,
+none of 8 (docs/benchmarks.md). The player stops after `max_frames`
 (0 = never) or at the end of the source when `loop` is false, waits (at most
 ACK_TIMEOUT_S) until reliable subscribers have acknowledged every message,
 then exits with status 0; a missing or unreadable source stops it at start-up
@@ -69,6 +75,7 @@ class PlayerNode(NodeBase):
         self._published = 0
         self._publish_rate = RecentRate(5.0)
         self._image_ready_since: float | None = None
+        self._subscribers_ready_since: float | None = None
         self.finished = False
         self._finishing = False
         self._diagnostics = self._start_diagnostics()
@@ -84,7 +91,7 @@ class PlayerNode(NodeBase):
     def _publish_next(self) -> None:
         if self._finishing:
             return
-        if self._published == 0 and not self._subscribers_ready():
+        if self._published == 0 and not self._first_frame_due():
             return
         limit = self._values["max_frames"]
         frame = self._source.next() if not (limit and self._published >= limit) else None
@@ -105,15 +112,29 @@ class PlayerNode(NodeBase):
         self._published += 1
         self._publish_rate.add()
         if self._published == 1:
+            held = ("" if self._subscribers_ready_since is None else
+                    f", {time.monotonic() - self._subscribers_ready_since:.2f} s after they "
+                    f"matched")
             self.get_logger().info(f"first frame published ("
                                    f"{self._image_publisher.get_subscription_count()} "
-                                   f"subscription(s) on image)")
+                                   f"subscription(s) on image{held})")
 
     def _camera_publishers(self) -> dict:
         publishers = {"image": self._image_publisher, "camera_info": self._info_publisher}
         if self._compressed_publisher is not None:
             publishers["image/compressed"] = self._compressed_publisher
         return publishers
+
+    def _first_frame_due(self) -> bool:
+        if not self._values["wait_for_subscribers"]:
+            return True
+        if not self._subscribers_ready():
+            self._subscribers_ready_since = None
+            return False
+        now = time.monotonic()
+        if self._subscribers_ready_since is None:
+            self._subscribers_ready_since = now
+        return now - self._subscribers_ready_since >= self._values["subscriber_settle_s"]
 
     def _subscribers_ready(self) -> bool:
         wanted = self._values["wait_for_subscribers"]

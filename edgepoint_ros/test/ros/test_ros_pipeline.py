@@ -11,6 +11,7 @@ tests that need them. The test talks to the nodes through a real rclpy node
 from __future__ import annotations
 
 import itertools
+import re
 import time
 
 import cv2
@@ -536,6 +537,25 @@ def test_a_player_waiting_for_a_subscriber_on_image_only_starts_after_the_settle
         assert player.wait(30.0) == 0, player.log_tail()
     assert "finished: published 3 frames" in player.log()
     assert probe.wait_until(lambda: len(images) == 3, 5.0)
+
+
+def test_a_waiting_player_holds_its_first_frame_for_the_settle_time_after_the_match(probe):
+    # The subscriber's end of discovery may finish after the player's: the first frame
+    # waits subscriber_settle_s after the player counted its subscriptions.
+    images = probe.record(Image, "/settle/image", RELIABLE)
+    infos = probe.record(CameraInfo, "/settle/camera_info", RELIABLE)
+    player = harness.start_node("player", "/settle", {
+        "max_frames": 2, "rate_hz": 20.0, "qos": "reliable", "wait_for_subscribers": 1,
+        "subscriber_settle_s": 2.5})
+    with harness.stopped(player):
+        assert probe.wait_for_publishers("/settle/image", timeout=30.0)
+        seen_ns = time.time_ns()
+        assert player.wait(30.0) == 0, player.log_tail()
+    assert probe.wait_until(lambda: len(images) == 2 and len(infos) == 2, 5.0)
+    assert (images.arrival_ns[0] - seen_ns) / 1e9 > 2.0
+    held = re.search(r"first frame published \(1 subscription\(s\) on image, ([0-9.]+) s after "
+                     r"they matched\)", player.log())
+    assert held and float(held.group(1)) >= 2.5, player.log()
 
 
 @pytest.mark.parametrize("executable, parameters, problem", [
