@@ -21,7 +21,8 @@ Used by the learned models at run time, on the network's outputs:
    image x maps to map coordinate (x + 0.5) / s - 0.5 (the align_corners=False
    convention). Training uses the same mapping (`descriptor_grid_coordinates`).
 
-Everything is vectorised over keypoints; the NMS is one cv2.dilate.
+Everything is vectorised over keypoints; the NMS is one cv2.dilate and one
+comparison over the map, the rest works on its local maxima.
 """
 from __future__ import annotations
 
@@ -61,27 +62,59 @@ def find_peaks(scores: np.ndarray, *, nms_radius: int = 2, score_threshold: floa
         raise ValueError(f"score map must be 2-D (H, W), got shape {scores.shape}")
     scores = np.ascontiguousarray(scores, dtype=np.float32)
     height, width = scores.shape
-    if nms_radius > 0:
-        kernel = np.ones((2 * nms_radius + 1, 2 * nms_radius + 1), np.uint8)
+    r = nms_radius
+    # Only the dilation and one comparison touch the whole map; threshold,
+    # border and the plateau test run on the few thousand local maxima
+    # (a third less time on a 640x480 map).
+    if r > 0:
+        kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
         local_max = cv2.dilate(scores, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        local_min = cv2.erode(scores, kernel, borderType=cv2.BORDER_REPLICATE)
-        candidates = (scores == local_max) & (local_min < scores) & (scores >= score_threshold)
+        flat = np.flatnonzero(scores == local_max)   # ~8x faster than np.nonzero
     else:
-        candidates = scores >= score_threshold
-    if border > 0:
-        b = min(border, height // 2, width // 2)
-        candidates[:b, :] = False
-        candidates[height - b:, :] = False
-        candidates[:, :b] = False
-        candidates[:, width - b:] = False
-    flat = np.flatnonzero(candidates)          # ~8x faster than np.nonzero on a VGA mask
+        flat = np.flatnonzero(scores >= score_threshold)
     ys, xs = np.divmod(flat, width)
     values = scores.ravel()[flat]
+    keep = values >= score_threshold
+    if border > 0:
+        b = min(border, height // 2, width // 2)
+        keep &= (xs >= b) & (xs < width - b) & (ys >= b) & (ys < height - b)
+    xs, ys, values = xs[keep], ys[keep], values[keep]
+    if r > 0 and len(values):
+        xs, ys, values = _off_plateaus(scores, xs, ys, values, r)
     if max_keypoints and len(values) > max_keypoints:
         keep = np.argpartition(-values, max_keypoints - 1)[:max_keypoints]
         ys, xs, values = ys[keep], xs[keep], values[keep]
     order = np.argsort(-values, kind="stable")
     return xs[order], ys[order], values[order].astype(np.float32)
+
+
+def _off_plateaus(scores: np.ndarray, xs: np.ndarray, ys: np.ndarray, values: np.ndarray,
+                  r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The local maxima whose (2r+1)^2 window holds a lower score (window
+    coordinates clamped to the map: the minimum an erosion with replicated
+    borders gives). A maximum with a lower 4-neighbour passes at once; only
+    the rest (plateaus: every pixel of a uniform region) read their window."""
+    height, width = scores.shape
+    flat_scores = scores.ravel()
+    left = flat_scores.take(ys * width + np.maximum(xs - 1, 0))
+    right = flat_scores.take(ys * width + np.minimum(xs + 1, width - 1))
+    up = flat_scores.take(np.maximum(ys - 1, 0) * width + xs)
+    down = flat_scores.take(np.minimum(ys + 1, height - 1) * width + xs)
+    level = (left == values) & (right == values) & (up == values) & (down == values)
+    rows = np.flatnonzero(level)
+    if len(rows) > scores.size // 64:   # a large flat region (a black frame): one erosion
+        kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+        lowest = cv2.erode(scores, kernel, borderType=cv2.BORDER_REPLICATE).ravel().take(
+            ys[rows] * width + xs[rows])
+        level[rows] = lowest >= values[rows]
+    elif len(rows):
+        d = np.arange(-r, r + 1)
+        wy = np.clip(ys[rows, None, None] + d[None, :, None], 0, height - 1)
+        wx = np.clip(xs[rows, None, None] + d[None, None, :], 0, width - 1)
+        lowest = flat_scores.take(wy * width + wx).reshape(len(rows), -1).min(axis=1)
+        level[rows] = lowest >= values[rows]
+    keep = ~level
+    return xs[keep], ys[keep], values[keep]
 
 
 def soft_argmax_offsets(scores: np.ndarray, xs: np.ndarray, ys: np.ndarray,
@@ -137,20 +170,20 @@ def sample_descriptors(descriptor_map: np.ndarray, keypoints: np.ndarray,
     v0 = np.minimum(np.floor(v).astype(np.int64), h - 2) if h > 1 else np.zeros(len(v), np.int64)
     u1 = np.minimum(u0 + 1, w - 1)
     v1 = np.minimum(v0 + 1, h - 1)
-    fu = (u - u0).astype(np.float32)[:, None]
-    fv = (v - v0).astype(np.float32)[:, None]
-    # whole-row gathers from an (h*w, C) table (a channels-last map is one
-    # already; a channels-first one is copied into one: faster than gathering
-    # from the transposed view or along the (C, h*w) rows)
+    fu = (u - u0).astype(np.float32)
+    fv = (v - v0).astype(np.float32)
+    # one gather of the 4 neighbours' rows from an (h*w, C) table (a
+    # channels-last map is one already; a channels-first one is copied into
+    # one: faster than gathering from the transposed view), then one batched
+    # (1x4) @ (4xC) product per keypoint
     if channels_last:
         table = np.ascontiguousarray(descriptor_map, dtype=np.float32).reshape(h * w, channels)
     else:
         table = np.ascontiguousarray(descriptor_map.reshape(channels, h * w).T,
                                      dtype=np.float32)
-    desc = (table.take(v0 * w + u0, axis=0) * ((1 - fu) * (1 - fv))
-            + table.take(v0 * w + u1, axis=0) * (fu * (1 - fv))
-            + table.take(v1 * w + u0, axis=0) * ((1 - fu) * fv)
-            + table.take(v1 * w + u1, axis=0) * (fu * fv))
+    corners = np.stack([v0 * w + u0, v0 * w + u1, v1 * w + u0, v1 * w + u1], axis=1)
+    weights = np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], axis=1)
+    desc = np.matmul(weights[:, None, :], table.take(corners, axis=0))[:, 0]
     if normalize:
-        desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+        desc /= np.maximum(np.sqrt(np.einsum("nc,nc->n", desc, desc))[:, None], 1e-12)
     return desc.astype(np.float32, copy=False)

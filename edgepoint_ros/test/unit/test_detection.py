@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgepoint_ros.detection import detect_keypoints, sample_descriptors
+from edgepoint_ros.detection import detect_keypoints, find_peaks, sample_descriptors
 
 
 def test_nms_threshold_border_and_topk():
@@ -56,12 +56,47 @@ def test_flat_score_map_gives_no_keypoints():
     assert kp.tolist() == [[30, 30]]
 
 
+def _peaks_by_definition(scores, radius, threshold, border):
+    """Step 1-2 over the whole map: equal to the window maximum, a lower pixel in
+    the window (coordinates clamped), score >= threshold, outside the border."""
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    high = cv2.dilate(scores, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    low = cv2.erode(scores, kernel, borderType=cv2.BORDER_REPLICATE)
+    mask = (scores == high) & (low < scores) & (scores >= threshold)
+    b = min(border, scores.shape[0] // 2, scores.shape[1] // 2)
+    if b:
+        mask[:b], mask[-b:], mask[:, :b], mask[:, -b:] = False, False, False, False
+    ys, xs = np.nonzero(mask)
+    return set(zip(xs.tolist(), ys.tolist()))
+
+
+@pytest.mark.parametrize("radius, threshold, border", [(2, 0.0, 4), (1, 0.5, 0), (3, 0.0, 1)])
+def test_peaks_match_their_whole_map_definition_on_plateaus_of_every_size(radius, threshold,
+                                                                          border):
+    rng = np.random.default_rng(3)
+    maps = [rng.random((120, 160), dtype=np.float32),
+            (rng.random((120, 160)) * 4).round().astype(np.float32) / 4,  # many small plateaus
+            np.zeros((120, 160), np.float32)]
+    maps[2][20:30, 20:90] = 0.6          # one plateau, a larger one ...
+    maps[2][25, 50] = 0.7                # ... with a peak on it
+    maps[2][0:3, 0:3] = 0.9              # a plateau in the corner
+    big = np.full((120, 160), 0.2, np.float32)   # mostly flat (a black frame)
+    big[60:64, 80:90] = rng.random((4, 10), dtype=np.float32)
+    maps.append(big)
+    for scores in maps:
+        xs, ys, values = find_peaks(scores, nms_radius=radius, score_threshold=threshold,
+                                    border=border)
+        assert set(zip(xs.tolist(), ys.tolist())) == _peaks_by_definition(
+            scores, radius, threshold, border)
+        assert np.all(np.diff(values) <= 0) and np.array_equal(values, scores[ys, xs])
+
+
 @pytest.mark.parametrize("radius, border, threshold, subpixel",
                          [(2, 4, 0.0, True), (1, 0, 0.3, True), (3, 2, 0.0, False)])
 def test_the_detection_graph_finds_what_numpy_finds(radius, border, threshold, subpixel):
     import onnxruntime as ort
 
-    from edgepoint_ros.detection import detect_keypoints, sample_descriptors
+    from edgepoint_ros.detection import detect_keypoints, find_peaks, sample_descriptors
     from edgepoint_ros.detection_graph import build_detection_graph
     rng = np.random.default_rng(radius)
     scores = cv2.GaussianBlur(rng.random((70, 90)).astype(np.float32), (0, 0), 1.2)
