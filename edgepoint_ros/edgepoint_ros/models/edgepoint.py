@@ -315,6 +315,16 @@ class EdgePointModel(FeatureModel):
             timings["inference"] += (t2 - t1) * 1e3
             timings["postprocess"] += (time.perf_counter() - t2) * 1e3
         t0 = time.perf_counter()
+        if len(levels) == 1 and levels[0].size == (width, height):
+            # one full-size level: its peaks are already ranked and cut
+            lv = levels[0]
+            keypoints = refine_peaks(lv.score_map, lv.xs, lv.ys, c.nms_radius if c.subpixel else 0)
+            descriptors = sample_descriptors(lv.descriptor_map, keypoints, DESCRIPTOR_STRIDE,
+                                             channels_last=lv.channels_last)
+            timings["postprocess"] += (time.perf_counter() - t0) * 1e3
+            return apply_descriptor_setting(
+                Features(keypoints, lv.scores, descriptors, (width, height), "float32",
+                         self.descriptor_dim, timings), c.binary_descriptors)
         # rank all levels' peaks (levels in order, each sorted: ties keep that order)
         level_of = np.concatenate([np.full(len(lv.scores), i) for i, lv in enumerate(levels)])
         index_in_level = np.concatenate([np.arange(len(lv.scores)) for lv in levels])
