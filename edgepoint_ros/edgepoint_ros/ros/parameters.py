@@ -18,11 +18,10 @@ callback, so a bad value is rejected with a reason naming the parameter.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..config import ExtractorConfig, Settings, allowed_values
+from ..config import ExtractorConfig, Setting, Settings
 from ..tracking import TrackerConfig
 from ..conversions import MAX_IMAGE_PIXELS
 from .qos import PROFILE_NAMES
@@ -30,26 +29,31 @@ from .qos import PROFILE_NAMES
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """One ROS parameter. minimum and maximum are inclusive, below is an
-    exclusive upper bound; zero (what 0 means) accepts 0 even below minimum."""
+    """One ROS parameter: its name, default (whose type the parameter takes),
+    its `config.Setting` (meaning, choices and bounds, as for the settings
+    dataclasses' fields) and whether it may change while the node runs."""
 
     name: str
-    default: Any  # bool | int | float | str: the ROS parameter type follows it
-    description: str
+    default: Any  # bool | int | float | str | list[str]
+    setting: Setting
     read_only: bool = False
-    choices: tuple = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    below: float | None = None
-    zero: str = ""
+
+    @property
+    def description(self) -> str:
+        return self.setting.description
+
+    @property
+    def choices(self) -> tuple:
+        return self.setting.choices
 
     @property
     def constraints(self) -> str:
         """The accepted values in words (ParameterDescriptor.additional_constraints)."""
-        return allowed_values(self.choices, self.minimum, self.maximum, self.below, self.zero)
+        return self.setting.allowed()
 
     def check(self, value) -> str | None:
-        """None when `value` is acceptable, else the reason it is not."""
+        """None when `value` is acceptable, else the reason it is not: the type
+        a ROS parameter may hold, then the Setting's choices and bounds."""
         if isinstance(self.default, list):  # string arrays (e.g. camera names)
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
                 return f"parameter {self.name} must be a list of strings; got {value!r}"
@@ -60,26 +64,14 @@ class ParameterSpec:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             return (f"parameter {self.name} must be of type {expected.__name__}; "
                     f"got {value!r} ({type(value).__name__})")
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"parameter {self.name} must be a finite number; got {value!r}"
-        if self.choices and value not in self.choices:
-            allowed = ", ".join(map(str, self.choices))
-            return f"parameter {self.name} must be one of {allowed}; got {value!r}"
-        if self.zero and value == 0:
-            return None
-        outside = ((self.minimum is not None and value < self.minimum)
-                   or (self.maximum is not None and value > self.maximum)
-                   or (self.below is not None and value >= self.below))
-        if outside and self.zero and (self.minimum or 0) > 0:
-            # 0 is accepted below the range: "must be >= 32" alone would hide it
-            return f"parameter {self.name} must be {self.constraints}; got {value!r}"
-        if self.minimum is not None and value < self.minimum:
-            return f"parameter {self.name} must be >= {self.minimum}; got {value!r}"
-        if self.maximum is not None and value > self.maximum:
-            return f"parameter {self.name} must be <= {self.maximum}; got {value!r}"
-        if self.below is not None and value >= self.below:
-            return f"parameter {self.name} must be < {self.below}; got {value!r}"
-        return None
+        return self.setting.problem(f"parameter {self.name}", value)
+
+
+def parameter(name: str, default, meaning: str, *, read_only: bool = False, choices=(),
+              minimum=None, maximum=None, below=None, zero: str = "") -> ParameterSpec:
+    """A node-specific parameter, declared as a settings field would be."""
+    return ParameterSpec(name, default, Setting(meaning, tuple(choices), minimum, maximum,
+                                                below, zero), read_only)
 
 
 def _settings_specs(settings: type[Settings], names: Sequence[str] | None = None,
@@ -88,14 +80,12 @@ def _settings_specs(settings: type[Settings], names: Sequence[str] | None = None
     in field order: its default and its setting() metadata."""
     defaults = settings()
     return tuple(
-        ParameterSpec(name, getattr(defaults, name), info.description, read_only=read_only,
-                      choices=info.choices, minimum=info.minimum, maximum=info.maximum,
-                      below=info.below, zero=info.zero)
+        ParameterSpec(name, getattr(defaults, name), info, read_only)
         for name, info in settings.settings().items() if names is None or name in names)
 
 
 def _diagnostics_period() -> ParameterSpec:
-    return ParameterSpec("diagnostics_period", 1.0,
+    return parameter("diagnostics_period", 1.0,
                          "Seconds between two /diagnostics messages of this node.",
                          read_only=True, minimum=0.05, maximum=60.0)
 
@@ -104,7 +94,7 @@ IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
 def _image_transport() -> ParameterSpec:
-    return ParameterSpec("image_transport", "raw",
+    return parameter("image_transport", "raw",
                          "How images arrive: raw (sensor_msgs/Image on <image>) or compressed "
                          "(sensor_msgs/CompressedImage on <image>/compressed). One only, as "
                          "image_transport subscribers do: a camera driver publishes both, and "
@@ -114,7 +104,7 @@ def _image_transport() -> ParameterSpec:
 
 
 def _blas_threads() -> ParameterSpec:
-    return ParameterSpec("blas_threads", 1,
+    return parameter("blas_threads", 1,
                          "Threads numpy's BLAS may use for float descriptor matching (its matrix "
                          "products). 1: matching 1024 x 1024 descriptors takes a few ms on one "
                          "core, while BLAS threads spin-waiting for cores the extractor is using "
@@ -123,7 +113,7 @@ def _blas_threads() -> ParameterSpec:
 
 
 def _calibration_max_age() -> ParameterSpec:
-    return ParameterSpec("calibration_max_age", 1.0,
+    return parameter("calibration_max_age", 1.0,
                          "Seconds a CameraInfo may be older than the image it is used for; older "
                          "means its publisher stopped, and keypoints go out without normalised "
                          "coordinates (with a warning). 0 = never stale.", minimum=0.0)
@@ -131,17 +121,17 @@ def _calibration_max_age() -> ParameterSpec:
 
 EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _settings_specs(ExtractorConfig) + (
     _image_transport(),
-    ParameterSpec("qos", "sensor_data",
+    parameter("qos", "sensor_data",
                   "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
                   "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
-    ParameterSpec("publish_debug_image", True,
+    parameter("publish_debug_image", True,
                   "Publish keypoints/debug_image (keypoints drawn on the image) while "
                   "someone subscribes to it."),
-    ParameterSpec("warmup_runs", 2,
+    parameter("warmup_runs", 2,
                   "Dummy frames run through the model at start-up so that first-frame "
                   "costs do not land on the first real image.", read_only=True,
                   minimum=0, maximum=100),
-    ParameterSpec("max_image_pixels", MAX_IMAGE_PIXELS,
+    parameter("max_image_pixels", MAX_IMAGE_PIXELS,
                   "Largest image (width * height) accepted; a larger one is refused from "
                   "its declared size (Image header, JPEG/PNG header) before any pixel "
                   "buffer is allocated or anything decoded.", minimum=1),
@@ -163,7 +153,7 @@ _KEYFRAME_PARAMETERS = _settings_specs(
                     "keyframe_max_frames"))
 
 MATCHER_PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("qos", "reliable",
+    parameter("qos", "reliable",
                   "QoS of the keypoints subscription: reliable (depth 10, no frame lost "
                   "between extractor and matcher) or sensor_data (best effort).",
                   read_only=True, choices=PROFILE_NAMES),
@@ -171,15 +161,15 @@ MATCHER_PARAMETERS: tuple[ParameterSpec, ...] = (
     *_VERIFICATION_PARAMETERS,
     *_KEYFRAME_PARAMETERS,
     _calibration_max_age(),
-    ParameterSpec("publish_vins_features", False,
+    parameter("publish_vins_features", False,
                   "Publish `feature` (sensor_msgs/PointCloud in VINS-Fusion's feature-tracker "
                   "layout: normalised points, channels id, camera, u, v, velocity x, y); needs "
                   "CameraInfo. Remap it to /feature_tracker/feature for VINS-Fusion.",
                   read_only=True),
-    ParameterSpec("publish_debug_image", True,
+    parameter("publish_debug_image", True,
                   "Publish matches/debug_image (track lines from the reference to the "
                   "current position) while someone subscribes to it."),
-    ParameterSpec("debug_background", "image",
+    parameter("debug_background", "image",
                   "What matches/debug_image is drawn on: 'image' = the camera frame with "
                   "the same stamp (the matcher subscribes to `image` only while the debug "
                   "image has subscribers), 'blank' = a dark canvas of the image size.",
@@ -189,37 +179,37 @@ MATCHER_PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec("source", "",
+    parameter("source", "",
                   "Video file or directory of images (sorted by name). Empty: the "
                   "opencv-doc sample video vtest.avi (a real 768x576 street camera).",
                   read_only=True),
-    ParameterSpec("rate_hz", 30.0, "Frames published per second.", read_only=True,
+    parameter("rate_hz", 30.0, "Frames published per second.", read_only=True,
                   minimum=0.1, maximum=1000.0),
-    ParameterSpec("width", 640, "Published width in pixels (0 = source width).",
+    parameter("width", 640, "Published width in pixels (0 = source width).",
                   read_only=True, minimum=0, maximum=16384),
-    ParameterSpec("height", 480, "Published height in pixels (0 = source height).",
+    parameter("height", 480, "Published height in pixels (0 = source height).",
                   read_only=True, minimum=0, maximum=16384),
-    ParameterSpec("encoding", "bgr8", "Encoding of the published sensor_msgs/Image.",
+    parameter("encoding", "bgr8", "Encoding of the published sensor_msgs/Image.",
                   read_only=True, choices=("bgr8", "rgb8", "mono8")),
-    ParameterSpec("loop", True, "Start again at the first frame after the last one.",
+    parameter("loop", True, "Start again at the first frame after the last one.",
                   read_only=True),
-    ParameterSpec("max_frames", 0,
+    parameter("max_frames", 0,
                   "Stop (and exit) after publishing this many frames; 0 = no limit.",
                   read_only=True, minimum=0),
-    ParameterSpec("qos", "sensor_data",
+    parameter("qos", "sensor_data",
                   "QoS of the image publishers: sensor_data (best effort, like most "
                   "camera drivers) or reliable.", read_only=True, choices=PROFILE_NAMES),
-    ParameterSpec("frame_id", "camera", "header.frame_id of the published frames.",
+    parameter("frame_id", "camera", "header.frame_id of the published frames.",
                   read_only=True),
-    ParameterSpec("publish_compressed", False,
+    parameter("publish_compressed", False,
                   "Also publish image/compressed (JPEG).", read_only=True),
-    ParameterSpec("jpeg_quality", 90, "JPEG quality of image/compressed.", read_only=True,
+    parameter("jpeg_quality", 90, "JPEG quality of image/compressed.", read_only=True,
                   minimum=1, maximum=100),
-    ParameterSpec("wait_for_subscribers", 0,
+    parameter("wait_for_subscribers", 0,
                   "Hold the first frame until this many subscriptions listen on `image` "
                   "(then up to 1 s more until camera_info and image/compressed have as "
                   "many; 0 = start at once, like a camera).", read_only=True, minimum=0),
-    ParameterSpec("subscriber_settle_s", 0.6,
+    parameter("subscriber_settle_s", 0.6,
                   "With wait_for_subscribers: hold the first frame this many seconds after "
                   "the subscriptions matched, until their own ends of discovery are done "
                   "(a best-effort frame sent earlier may be dropped or held back).",
@@ -229,26 +219,26 @@ PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
 
 # The stereo node's model settings are fixed at start-up (restart to change them).
 STEREO_PARAMETERS: tuple[ParameterSpec, ...] = _settings_specs(ExtractorConfig, read_only=True) + (
-    ParameterSpec("cameras", ["left", "right"],
+    parameter("cameras", ["left", "right"],
                   "Camera names, 2 or more: camera <name> is read from <name>/image and "
                   "<name>/camera_info, its keypoints go to <name>/keypoints. The first two "
                   "form the stereo pair whose matches go to stereo/matches.", read_only=True),
-    ParameterSpec("slop", 0.005,
+    parameter("slop", 0.005,
                   "Largest stamp difference in seconds between the frames of one synchronised "
                   "set; keep it below half the frame period.", read_only=True,
                   minimum=0.0, maximum=10.0),
-    ParameterSpec("queue_size", 10,
+    parameter("queue_size", 10,
                   "Frames per camera waiting for their partners; beyond it the oldest is "
                   "dropped (counted as queue_overflow).", read_only=True,
                   minimum=1, maximum=1000),
     _image_transport(),
-    ParameterSpec("qos", "sensor_data",
+    parameter("qos", "sensor_data",
                   "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
                   "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
     *_MATCHING_PARAMETERS,
     *_VERIFICATION_PARAMETERS,
     _calibration_max_age(),
-    ParameterSpec("warmup_runs", 2,
+    parameter("warmup_runs", 2,
                   "Dummy frames run through the model at start-up so that first-frame "
                   "costs do not land on the first real image.", read_only=True,
                   minimum=0, maximum=100),

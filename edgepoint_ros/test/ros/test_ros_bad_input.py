@@ -383,7 +383,7 @@ RUNTIME_REJECTIONS = {
     "unknown device": ({"device": "tpu"}, "device must be one of"),
     "negative threshold": ({"score_threshold": -1.0}, "score_threshold must be >= 0"),
     "NaN threshold": ({"score_threshold": float("nan")}, "must be a finite number"),
-    "huge NMS radius": ({"nms_radius": 1000}, "nms_radius must be <= 100"),
+    "huge NMS radius": ({"nms_radius": 1000}, "nms_radius must be in [0, 100]; got 1000"),
     "one resize side": ({"resize_width": 320}, "resize_width and resize_height must be both"),
     "threshold as text": ({"score_threshold": "high"},
                           "parameter score_threshold must be of type float; got 'high'"),

@@ -562,7 +562,7 @@ def test_a_waiting_player_holds_its_first_frame_for_the_settle_time_after_the_ma
     ("player", {"source": "/nonexistent/video.avi"},
      "player source not found: /nonexistent/video.avi"),
     ("extractor", {"model": "superglue"}, "model must be one of"),
-    ("matcher", {"ratio": 1.5}, "ratio must be <= 1.0"),
+    ("matcher", {"ratio": 1.5}, "ratio must be in [0, 1] (0 = off); got 1.5"),
 ])
 def test_a_node_that_cannot_start_says_why_and_exits_1(executable, parameters, problem):
     process = harness.start_node(executable, "/broken", parameters)

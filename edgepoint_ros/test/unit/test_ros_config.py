@@ -82,8 +82,7 @@ def test_settings_parameters_carry_the_field_metadata(node, settings, names):
         spec, info = declared[name], settings.settings()[name]
         assert spec.default == getattr(defaults, name)
         assert spec.description == info.description and len(spec.description) > 20, name
-        assert (spec.choices, spec.minimum, spec.maximum, spec.below, spec.zero) == (
-            info.choices, info.minimum, info.maximum, info.below, info.zero), name
+        assert spec.setting == info, name
         assert spec.constraints == info.allowed()
         bounds = [b for b in (info.minimum, info.maximum, info.below) if b is not None]
         candidates = {0, spec.default, *bounds, *(b - 1 for b in bounds), *(b + 1 for b in bounds),
@@ -114,12 +113,13 @@ def test_settings_validate_their_choices_and_bounds_from_the_metadata():
     assert "resize_width must be 0 (native size) or in [32, 16384]" in spec[
         "resize_width"].check(8)
     assert spec["resize_width"].check(0) is None
-    assert "pyramid_scale must be < 1.0" in spec["pyramid_scale"].check(1.0)
+    assert "pyramid_scale must be in [0.25, 1); got 1.0" in spec["pyramid_scale"].check(1.0)
 
 
 def test_parameter_checks_name_the_problem():
     spec = {s.name: s for s in parameters.MATCHER_PARAMETERS}
-    assert "ratio must be <= 1.0" in spec["ratio"].check(1.5)
+    assert "parameter ratio must be in [0, 1] (0 = off); got 1.5" in spec["ratio"].check(1.5)
+    assert "parameter ratio must be a finite number" in spec["ratio"].check(float("nan"))
     assert "must be of type float" in spec["ratio"].check("0.8")
     assert "must be one of" in spec["qos"].check("fast")
     assert spec["ratio"].check(0) is None  # an int is a fine double
