@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The data-scaling plot of docs/data_scaling.md: real-data validation score
 (choosing) and Oxford MHA@3 (reported only) against the number of training
-images, from the evaluation files in docs/data_scaling/ (validate_real.json,
-oxford.json: one run each, all checkpoints side by side).
+images, from the evaluation files in docs/data_scaling/: validate_real*.json
+and oxford*.json, two runs of each set (v13 / v21 / scale-all, then
+scale-1000 / scale-all-3d; the released weights and v21 in both, with the
+same figures: both sets are deterministic).
 
     python scripts/data_scaling_plot.py [--out docs/data_scaling/data_scaling.png]
 
@@ -18,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "docs" / "data_scaling"
 POINTS = {"medium": 120, "k1": 1000, "all": 11108}     # label -> training images
+WITH_3D = {"3d": 11108}                                 # the same images, 30 % 3D pairs
 REFERENCES = {"v13": "start (v13)", "released": "released weights"}
 
 
@@ -28,8 +31,13 @@ def main() -> int:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    real = json.loads((DATA / "validate_real.json").read_text())["methods"]
-    oxford = json.loads((DATA / "oxford.json").read_text())["methods"]
+    def merged(pattern: str) -> dict:
+        methods = {}
+        for path in sorted(DATA.glob(pattern)):
+            methods.update(json.loads(path.read_text())["methods"])
+        return methods
+
+    real, oxford = merged("validate_real*.json"), merged("oxford*.json")
     panels = (("real-data validation score (choosing)",
                lambda m: (real[m]["score"], real[m]["score_std"]), real),
               ("Oxford MHA@3, 10 RANSAC orders (reported only)",
@@ -41,6 +49,11 @@ def main() -> int:
         xs = [POINTS[m] for m in labels]
         ys, es = zip(*(value(m) for m in labels))
         ax.errorbar(xs, ys, yerr=es, marker="o", capsize=4, label="v21 recipe, 1500 steps")
+        for m, images in WITH_3D.items():
+            if m in table:
+                y, e = value(m)
+                ax.errorbar([images], [y], yerr=[e], marker="s", color="tab:green", capsize=4,
+                            linestyle="none", label="same, 30 % 3D-structure pairs")
         for m, name in REFERENCES.items():
             if m in table:
                 ax.axhline(value(m)[0], linestyle="--", linewidth=1, color="grey" if m == "v13"
