@@ -16,7 +16,8 @@ prints:
 * keypoints and matches per frame (mean / min / max);
 * latency from the image stamp (= publish time) to the moment the Keypoints
   and the Matches arrive here, p50 / p99 / max: camera-to-consumer latency
-  including two DDS hops, not just model time.
+  including two DDS hops, not just model time (summary.json also names the
+  five slowest Keypoints: sequence, latency, when they arrived).
 
 It writes `<output>/summary.json`, `<output>/matches.png` (two consecutive
 frames side by side with a line per match) and the node logs in
@@ -109,6 +110,18 @@ def _stats(values) -> dict:
     return {"count": int(values.size), "mean": float(values.mean()), "min": float(values.min()),
             "max": float(values.max()), "p50": float(np.percentile(values, 50)),
             "p99": float(np.percentile(values, 99))}
+
+
+def _slowest(msgs, arrivals_ns, count: int = 5) -> list[dict]:
+    """The `count` Keypoints messages with the longest image -> arrival latency:
+    their sequence, latency (ms) and arrival (s after the first arrival)."""
+    from ..conversions import stamp_to_ns
+    if not msgs:
+        return []
+    latencies = [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(msgs, arrivals_ns)]
+    slowest = sorted(range(len(msgs)), key=lambda i: -latencies[i])[:count]
+    return [{"sequence": int(msgs[i].sequence), "latency_ms": round(latencies[i], 1),
+             "at_s": round((arrivals_ns[i] - arrivals_ns[0]) / 1e9, 2)} for i in slowest]
 
 
 class Demo:
@@ -273,6 +286,8 @@ class Demo:
             "matcher_errors": count(matcher, "errors"),
             "latency_ms_image_to_keypoints": _stats(
                 [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(kp_msgs, kp_arrivals)]),
+            # where a p99 comes from: the slowest Keypoints, when they arrived
+            "slowest_keypoints": _slowest(kp_msgs, kp_arrivals),
             "latency_ms_image_to_matches": _stats(
                 [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(m_msgs, m_arrivals)]),
             "extractor_processing_ms_mean": (float(extractor["processing_ms_mean"])

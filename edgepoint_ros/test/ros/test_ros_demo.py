@@ -31,6 +31,10 @@ def test_demo_runs_the_pipeline_and_writes_summary_and_picture(tmp_path):
     assert 0 < summary["keypoints_per_frame"]["mean"] <= 1024
     latency = summary["latency_ms_image_to_keypoints"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    slowest = summary["slowest_keypoints"]
+    assert len(slowest) == 5 and slowest[0]["latency_ms"] == round(latency["max"], 1)
+    assert [s["latency_ms"] for s in slowest] == sorted((s["latency_ms"] for s in slowest),
+                                                        reverse=True)
     picture = cv2.imread(summary["matches_picture"])
     assert picture is not None and picture.shape == (480, 1280, 3)
     assert (tmp_path / "logs" / "extractor.log").is_file()
