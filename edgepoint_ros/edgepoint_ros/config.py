@@ -75,6 +75,11 @@ class Setting:
     below: float | None = None
     zero: str = ""
 
+    def __post_init__(self):
+        if self.maximum is not None and self.below is not None:
+            raise ValueError("setting: give maximum or below, not both")
+        object.__setattr__(self, "choices", tuple(self.choices))
+
     @property
     def description(self) -> str:
         """The meaning, with what 0 means (the ROS parameter's description)."""
@@ -112,10 +117,8 @@ def setting(default, meaning: str, *, choices: tuple = (), minimum=None, maximum
             below=None, zero: str = ""):
     """A settings dataclass field: its default, what it means (one or more
     sentences; `zero` adds what 0 means) and the values it takes."""
-    if maximum is not None and below is not None:
-        raise ValueError("setting: give maximum or below, not both")
     return field(default=default, metadata={SETTING: Setting(
-        meaning, tuple(choices), minimum, maximum, below, zero)})
+        meaning, choices, minimum, maximum, below, zero)})
 
 
 class Settings:

@@ -69,9 +69,10 @@ class ParameterSpec:
 
 def parameter(name: str, default, meaning: str, *, read_only: bool = False, choices=(),
               minimum=None, maximum=None, below=None, zero: str = "") -> ParameterSpec:
-    """A node-specific parameter, declared as a settings field would be."""
-    return ParameterSpec(name, default, Setting(meaning, tuple(choices), minimum, maximum,
-                                                below, zero), read_only)
+    """A node-specific parameter, declared as a settings field would be
+    (`config.setting`: the same Setting, the same checks)."""
+    return ParameterSpec(name, default, Setting(meaning, choices, minimum, maximum, below, zero),
+                         read_only)
 
 
 def _settings_specs(settings: type[Settings], names: Sequence[str] | None = None,
@@ -86,8 +87,8 @@ def _settings_specs(settings: type[Settings], names: Sequence[str] | None = None
 
 def _diagnostics_period() -> ParameterSpec:
     return parameter("diagnostics_period", 1.0,
-                         "Seconds between two /diagnostics messages of this node.",
-                         read_only=True, minimum=0.05, maximum=60.0)
+                     "Seconds between two /diagnostics messages of this node.",
+                     read_only=True, minimum=0.05, maximum=60.0)
 
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
@@ -95,46 +96,46 @@ IMAGE_TRANSPORTS = ("raw", "compressed")
 
 def _image_transport() -> ParameterSpec:
     return parameter("image_transport", "raw",
-                         "How images arrive: raw (sensor_msgs/Image on <image>) or compressed "
-                         "(sensor_msgs/CompressedImage on <image>/compressed). One only, as "
-                         "image_transport subscribers do: a camera driver publishes both, and "
-                         "subscribing to both would process every frame twice and make the "
-                         "driver JPEG-encode every frame.", read_only=True,
-                         choices=IMAGE_TRANSPORTS)
+                     "How images arrive: raw (sensor_msgs/Image on <image>) or compressed "
+                     "(sensor_msgs/CompressedImage on <image>/compressed). One only, as "
+                     "image_transport subscribers do: a camera driver publishes both, and "
+                     "subscribing to both would process every frame twice and make the "
+                     "driver JPEG-encode every frame.", read_only=True,
+                     choices=IMAGE_TRANSPORTS)
 
 
 def _blas_threads() -> ParameterSpec:
     return parameter("blas_threads", 1,
-                         "Threads numpy's BLAS may use for float descriptor matching (its matrix "
-                         "products). 1: matching 1024 x 1024 descriptors takes a few ms on one "
-                         "core, while BLAS threads spin-waiting for cores the extractor is using "
-                         "cost about 4x the CPU (measured 25 vs 6.8 ms per frame). 0 = the "
-                         "library's default.", read_only=True, minimum=0, maximum=256)
+                     "Threads numpy's BLAS may use for float descriptor matching (its matrix "
+                     "products). 1: matching 1024 x 1024 descriptors takes a few ms on one "
+                     "core, while BLAS threads spin-waiting for cores the extractor is using "
+                     "cost about 4x the CPU (measured 25 vs 6.8 ms per frame). 0 = the "
+                     "library's default.", read_only=True, minimum=0, maximum=256)
 
 
 def _calibration_max_age() -> ParameterSpec:
     return parameter("calibration_max_age", 1.0,
-                         "Seconds a CameraInfo may be older than the image it is used for; older "
-                         "means its publisher stopped, and keypoints go out without normalised "
-                         "coordinates (with a warning). 0 = never stale.", minimum=0.0)
+                     "Seconds a CameraInfo may be older than the image it is used for; older "
+                     "means its publisher stopped, and keypoints go out without normalised "
+                     "coordinates (with a warning). 0 = never stale.", minimum=0.0)
 
 
 EXTRACTOR_PARAMETERS: tuple[ParameterSpec, ...] = _settings_specs(ExtractorConfig) + (
     _image_transport(),
     parameter("qos", "sensor_data",
-                  "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
-                  "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
+              "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
+              "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
     parameter("publish_debug_image", True,
-                  "Publish keypoints/debug_image (keypoints drawn on the image) while "
-                  "someone subscribes to it."),
+              "Publish keypoints/debug_image (keypoints drawn on the image) while "
+              "someone subscribes to it."),
     parameter("warmup_runs", 2,
-                  "Dummy frames run through the model at start-up so that first-frame "
-                  "costs do not land on the first real image.", read_only=True,
-                  minimum=0, maximum=100),
+              "Dummy frames run through the model at start-up so that first-frame "
+              "costs do not land on the first real image.", read_only=True,
+              minimum=0, maximum=100),
     parameter("max_image_pixels", MAX_IMAGE_PIXELS,
-                  "Largest image (width * height) accepted; a larger one is refused from "
-                  "its declared size (Image header, JPEG/PNG header) before any pixel "
-                  "buffer is allocated or anything decoded.", minimum=1),
+              "Largest image (width * height) accepted; a larger one is refused from "
+              "its declared size (Image header, JPEG/PNG header) before any pixel "
+              "buffer is allocated or anything decoded.", minimum=1),
     _calibration_max_age(),
     _diagnostics_period(),
 )
@@ -154,94 +155,94 @@ _KEYFRAME_PARAMETERS = _settings_specs(
 
 MATCHER_PARAMETERS: tuple[ParameterSpec, ...] = (
     parameter("qos", "reliable",
-                  "QoS of the keypoints subscription: reliable (depth 10, no frame lost "
-                  "between extractor and matcher) or sensor_data (best effort).",
-                  read_only=True, choices=PROFILE_NAMES),
+              "QoS of the keypoints subscription: reliable (depth 10, no frame lost "
+              "between extractor and matcher) or sensor_data (best effort).",
+              read_only=True, choices=PROFILE_NAMES),
     *_MATCHING_PARAMETERS,
     *_VERIFICATION_PARAMETERS,
     *_KEYFRAME_PARAMETERS,
     _calibration_max_age(),
     parameter("publish_vins_features", False,
-                  "Publish `feature` (sensor_msgs/PointCloud in VINS-Fusion's feature-tracker "
-                  "layout: normalised points, channels id, camera, u, v, velocity x, y); needs "
-                  "CameraInfo. Remap it to /feature_tracker/feature for VINS-Fusion.",
-                  read_only=True),
+              "Publish `feature` (sensor_msgs/PointCloud in VINS-Fusion's feature-tracker "
+              "layout: normalised points, channels id, camera, u, v, velocity x, y); needs "
+              "CameraInfo. Remap it to /feature_tracker/feature for VINS-Fusion.",
+              read_only=True),
     parameter("publish_debug_image", True,
-                  "Publish matches/debug_image (track lines from the reference to the "
-                  "current position) while someone subscribes to it."),
+              "Publish matches/debug_image (track lines from the reference to the "
+              "current position) while someone subscribes to it."),
     parameter("debug_background", "image",
-                  "What matches/debug_image is drawn on: 'image' = the camera frame with "
-                  "the same stamp (the matcher subscribes to `image` only while the debug "
-                  "image has subscribers), 'blank' = a dark canvas of the image size.",
-                  choices=("image", "blank")),
+              "What matches/debug_image is drawn on: 'image' = the camera frame with "
+              "the same stamp (the matcher subscribes to `image` only while the debug "
+              "image has subscribers), 'blank' = a dark canvas of the image size.",
+              choices=("image", "blank")),
     _blas_threads(),
     _diagnostics_period(),
 )
 
 PLAYER_PARAMETERS: tuple[ParameterSpec, ...] = (
     parameter("source", "",
-                  "Video file or directory of images (sorted by name). Empty: the "
-                  "opencv-doc sample video vtest.avi (a real 768x576 street camera).",
-                  read_only=True),
+              "Video file or directory of images (sorted by name). Empty: the "
+              "opencv-doc sample video vtest.avi (a real 768x576 street camera).",
+              read_only=True),
     parameter("rate_hz", 30.0, "Frames published per second.", read_only=True,
-                  minimum=0.1, maximum=1000.0),
+              minimum=0.1, maximum=1000.0),
     parameter("width", 640, "Published width in pixels (0 = source width).",
-                  read_only=True, minimum=0, maximum=16384),
+              read_only=True, minimum=0, maximum=16384),
     parameter("height", 480, "Published height in pixels (0 = source height).",
-                  read_only=True, minimum=0, maximum=16384),
+              read_only=True, minimum=0, maximum=16384),
     parameter("encoding", "bgr8", "Encoding of the published sensor_msgs/Image.",
-                  read_only=True, choices=("bgr8", "rgb8", "mono8")),
+              read_only=True, choices=("bgr8", "rgb8", "mono8")),
     parameter("loop", True, "Start again at the first frame after the last one.",
-                  read_only=True),
+              read_only=True),
     parameter("max_frames", 0,
-                  "Stop (and exit) after publishing this many frames; 0 = no limit.",
-                  read_only=True, minimum=0),
+              "Stop (and exit) after publishing this many frames; 0 = no limit.",
+              read_only=True, minimum=0),
     parameter("qos", "sensor_data",
-                  "QoS of the image publishers: sensor_data (best effort, like most "
-                  "camera drivers) or reliable.", read_only=True, choices=PROFILE_NAMES),
+              "QoS of the image publishers: sensor_data (best effort, like most "
+              "camera drivers) or reliable.", read_only=True, choices=PROFILE_NAMES),
     parameter("frame_id", "camera", "header.frame_id of the published frames.",
-                  read_only=True),
+              read_only=True),
     parameter("publish_compressed", False,
-                  "Also publish image/compressed (JPEG).", read_only=True),
+              "Also publish image/compressed (JPEG).", read_only=True),
     parameter("jpeg_quality", 90, "JPEG quality of image/compressed.", read_only=True,
-                  minimum=1, maximum=100),
+              minimum=1, maximum=100),
     parameter("wait_for_subscribers", 0,
-                  "Hold the first frame until this many subscriptions listen on `image` "
-                  "(then up to 1 s more until camera_info and image/compressed have as "
-                  "many; 0 = start at once, like a camera).", read_only=True, minimum=0),
+              "Hold the first frame until this many subscriptions listen on `image` "
+              "(then up to 1 s more until camera_info and image/compressed have as "
+              "many; 0 = start at once, like a camera).", read_only=True, minimum=0),
     parameter("subscriber_settle_s", 0.6,
-                  "With wait_for_subscribers: hold the first frame this many seconds after "
-                  "the subscriptions matched, until their own ends of discovery are done "
-                  "(a best-effort frame sent earlier may be dropped or held back).",
-                  read_only=True, minimum=0.0, maximum=10.0),
+              "With wait_for_subscribers: hold the first frame this many seconds after "
+              "the subscriptions matched, until their own ends of discovery are done "
+              "(a best-effort frame sent earlier may be dropped or held back).",
+              read_only=True, minimum=0.0, maximum=10.0),
     _diagnostics_period(),
 )
 
 # The stereo node's model settings are fixed at start-up (restart to change them).
 STEREO_PARAMETERS: tuple[ParameterSpec, ...] = _settings_specs(ExtractorConfig, read_only=True) + (
     parameter("cameras", ["left", "right"],
-                  "Camera names, 2 or more: camera <name> is read from <name>/image and "
-                  "<name>/camera_info, its keypoints go to <name>/keypoints. The first two "
-                  "form the stereo pair whose matches go to stereo/matches.", read_only=True),
+              "Camera names, 2 or more: camera <name> is read from <name>/image and "
+              "<name>/camera_info, its keypoints go to <name>/keypoints. The first two "
+              "form the stereo pair whose matches go to stereo/matches.", read_only=True),
     parameter("slop", 0.005,
-                  "Largest stamp difference in seconds between the frames of one synchronised "
-                  "set; keep it below half the frame period.", read_only=True,
-                  minimum=0.0, maximum=10.0),
+              "Largest stamp difference in seconds between the frames of one synchronised "
+              "set; keep it below half the frame period.", read_only=True,
+              minimum=0.0, maximum=10.0),
     parameter("queue_size", 10,
-                  "Frames per camera waiting for their partners; beyond it the oldest is "
-                  "dropped (counted as queue_overflow).", read_only=True,
-                  minimum=1, maximum=1000),
+              "Frames per camera waiting for their partners; beyond it the oldest is "
+              "dropped (counted as queue_overflow).", read_only=True,
+              minimum=1, maximum=1000),
     _image_transport(),
     parameter("qos", "sensor_data",
-                  "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
-                  "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
+              "QoS of the image subscriptions: sensor_data (best effort, depth 5) "
+              "or reliable (depth 10).", read_only=True, choices=PROFILE_NAMES),
     *_MATCHING_PARAMETERS,
     *_VERIFICATION_PARAMETERS,
     _calibration_max_age(),
     parameter("warmup_runs", 2,
-                  "Dummy frames run through the model at start-up so that first-frame "
-                  "costs do not land on the first real image.", read_only=True,
-                  minimum=0, maximum=100),
+              "Dummy frames run through the model at start-up so that first-frame "
+              "costs do not land on the first real image.", read_only=True,
+              minimum=0, maximum=100),
     _blas_threads(),
     _diagnostics_period(),
 )

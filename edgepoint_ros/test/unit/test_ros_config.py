@@ -264,3 +264,11 @@ def test_the_node_runtime_path_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_setting_with_both_upper_bounds_is_refused_however_it_is_declared():
+    from edgepoint_ros.config import setting
+    with pytest.raises(ValueError, match="give maximum or below, not both"):
+        setting(1.0, "A number.", maximum=1.0, below=2.0)
+    with pytest.raises(ValueError, match="give maximum or below, not both"):
+        parameters.parameter("x", 1.0, "A number.", maximum=1.0, below=2.0)
