@@ -315,16 +315,25 @@ class EdgePointModel(FeatureModel):
             timings["inference"] += (t2 - t1) * 1e3
             timings["postprocess"] += (time.perf_counter() - t2) * 1e3
         t0 = time.perf_counter()
+        keypoints, scores, descriptors = self._keep_best(levels, width, height)
+        timings["postprocess"] += (time.perf_counter() - t0) * 1e3
+        features = Features(keypoints, scores, descriptors, (width, height), "float32",
+                            self.descriptor_dim, timings)
+        return apply_descriptor_setting(features, c.binary_descriptors)
+
+    def _keep_best(self, levels: list[_Level], width: int, height: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The max_keypoints best peaks of all levels, ranked together, then
+        refined, described and mapped to original-image pixels: (keypoints,
+        scores, descriptors)."""
+        c = self.config
+        radius = c.nms_radius if c.subpixel else 0
         if len(levels) == 1 and levels[0].size == (width, height):
             # one full-size level: its peaks are already ranked and cut
             lv = levels[0]
-            keypoints = refine_peaks(lv.score_map, lv.xs, lv.ys, c.nms_radius if c.subpixel else 0)
-            descriptors = sample_descriptors(lv.descriptor_map, keypoints, DESCRIPTOR_STRIDE,
-                                             channels_last=lv.channels_last)
-            timings["postprocess"] += (time.perf_counter() - t0) * 1e3
-            return apply_descriptor_setting(
-                Features(keypoints, lv.scores, descriptors, (width, height), "float32",
-                         self.descriptor_dim, timings), c.binary_descriptors)
+            keypoints = refine_peaks(lv.score_map, lv.xs, lv.ys, radius)
+            return keypoints, lv.scores, sample_descriptors(
+                lv.descriptor_map, keypoints, DESCRIPTOR_STRIDE, channels_last=lv.channels_last)
         # rank all levels' peaks (levels in order, each sorted: ties keep that order)
         level_of = np.concatenate([np.full(len(lv.scores), i) for i, lv in enumerate(levels)])
         index_in_level = np.concatenate([np.arange(len(lv.scores)) for lv in levels])
@@ -338,8 +347,7 @@ class EdgePointModel(FeatureModel):
         for i, lv in enumerate(levels):
             rows = np.flatnonzero(order_level == i)      # output rows from this level
             kept = order_index[rows]
-            points = refine_peaks(lv.score_map, lv.xs[kept], lv.ys[kept],
-                                  c.nms_radius if c.subpixel else 0)
+            points = refine_peaks(lv.score_map, lv.xs[kept], lv.ys[kept], radius)
             descriptors[rows] = sample_descriptors(lv.descriptor_map, points, DESCRIPTOR_STRIDE,
                                                    channels_last=lv.channels_last)
             lw, lh = lv.size
@@ -348,7 +356,4 @@ class EdgePointModel(FeatureModel):
                           - 0.5)
             keypoints[rows] = points
             scores[rows] = lv.scores[kept]
-        timings["postprocess"] += (time.perf_counter() - t0) * 1e3
-        features = Features(keypoints, scores, descriptors, (width, height), "float32",
-                            self.descriptor_dim, timings)
-        return apply_descriptor_setting(features, c.binary_descriptors)
+        return keypoints, scores, descriptors
