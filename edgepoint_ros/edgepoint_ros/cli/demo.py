@@ -112,13 +112,17 @@ def _stats(values) -> dict:
             "p99": float(np.percentile(values, 99))}
 
 
-def _slowest(msgs, arrivals_ns, count: int = 5) -> list[dict]:
-    """The `count` Keypoints messages with the longest image -> arrival latency:
-    their sequence, latency (ms) and arrival (s after the first arrival)."""
+def _latencies_ms(msgs, arrivals_ns) -> list[float]:
+    """Image stamp -> arrival here, per message, in ms."""
     from ..conversions import stamp_to_ns
+    return [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(msgs, arrivals_ns)]
+
+
+def _slowest(msgs, arrivals_ns, latencies: list[float], count: int = 5) -> list[dict]:
+    """The `count` Keypoints messages with the longest latency: their sequence,
+    latency (ms) and arrival (s after the first arrival)."""
     if not msgs:
         return []
-    latencies = [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(msgs, arrivals_ns)]
     slowest = sorted(range(len(msgs)), key=lambda i: -latencies[i])[:count]
     return [{"sequence": int(msgs[i].sequence), "latency_ms": round(latencies[i], 1),
              "at_s": round((arrivals_ns[i] - arrivals_ns[0]) / 1e9, 2)} for i in slowest]
@@ -243,7 +247,6 @@ class Demo:
 
     # ---- results -------------------------------------------------------------
     def summarise(self, frames, keypoints, matches, diagnostics, images) -> dict:
-        from ..conversions import stamp_to_ns
         from ..ros.diagnostics import status_values
 
         def final(name: str) -> dict:
@@ -256,6 +259,7 @@ class Demo:
         extractor, matcher, player = final("/extractor"), final("/matcher"), final("/player")
         kp_msgs, kp_arrivals = keypoints.snapshot(), list(keypoints.arrival_ns)
         m_msgs, m_arrivals = matches.snapshot(), list(matches.arrival_ns)
+        kp_latencies = _latencies_ms(kp_msgs, kp_arrivals)
 
         def count(values: dict, key: str) -> int | None:
             return int(values[key]) if key in values else None
@@ -284,12 +288,10 @@ class Demo:
             "matcher_resets": count(matcher, "resets"),
             "matcher_sequence_gaps": count(matcher, "sequence_gaps"),
             "matcher_errors": count(matcher, "errors"),
-            "latency_ms_image_to_keypoints": _stats(
-                [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(kp_msgs, kp_arrivals)]),
+            "latency_ms_image_to_keypoints": _stats(kp_latencies),
             # where a p99 comes from: the slowest Keypoints, when they arrived
-            "slowest_keypoints": _slowest(kp_msgs, kp_arrivals),
-            "latency_ms_image_to_matches": _stats(
-                [(t - stamp_to_ns(m.header.stamp)) / 1e6 for m, t in zip(m_msgs, m_arrivals)]),
+            "slowest_keypoints": _slowest(kp_msgs, kp_arrivals, kp_latencies),
+            "latency_ms_image_to_matches": _stats(_latencies_ms(m_msgs, m_arrivals)),
             "extractor_processing_ms_mean": (float(extractor["processing_ms_mean"])
                                              if "processing_ms_mean" in extractor else None),
             "cpu_ms_per_frame": {name: round(1e3 * (self.cpu_last[name] - self.cpu_start.get(

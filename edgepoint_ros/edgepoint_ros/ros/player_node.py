@@ -24,9 +24,8 @@ the start by that second, no more. Then it holds the first frame
 `subscriber_settle_s` more: DDS matches the two ends of a link separately, so
 a publisher can count a subscription whose own end has not matched it yet
 (or is still matching the node's other topics); a best-effort frame sent
-then is dropped or held back. Without the hold, one demo run in two lost 3-8
-of its first frames or received them 150-250 ms late, in a burst; with 0.6 s,
-none of 8 (docs/benchmarks.md). The player stops after `max_frames`
+then is dropped or held back (what the demo measured: docs/benchmarks.md).
+The player stops after `max_frames`
 (0 = never) or at the end of the source when `loop` is false, waits (at most
 ACK_TIMEOUT_S) until reliable subscribers have acknowledged every message,
 then exits with status 0; a missing or unreadable source stops it at start-up
